@@ -2,7 +2,8 @@
 # Build the Debian 12 systemd base image for the test containers, without a registry.
 #
 # debootstrap makes a minimal bookworm rootfs, packed into a tarball cached under
-# $MTLS_CACHE_DIR/base-image/<recipe key>/, which `podman import` turns into
+# $MTLS_CACHE_DIR/base-image/<recipe key>/, which `podman import` (or
+# `docker import` with MTLS_ENGINE=docker) turns into
 # $MTLS_BASE_IMAGE. The image carries the recipe key as a label, so a changed
 # recipe rebuilds it and an unchanged one is reused.
 source "$(dirname "$0")/lib.sh"
@@ -10,14 +11,15 @@ source "$(dirname "$0")/lib.sh"
 SUITE=bookworm
 INCLUDE=python3,python3-apt,systemd,systemd-sysv,iproute2,ca-certificates,curl,openssl,procps,sudo
 
-apt_install podman runc debootstrap
+apt_install debootstrap
+if [ "$MTLS_ENGINE" = podman ]; then apt_install podman runc; fi
 mirror=$(debian_mirror)
 security_mirror=${mirror%/debian}/debian-security
 key=$(printf '%s\n' "$SUITE" "$INCLUDE" "$mirror" | recipe_key "$0")
 cache=$MTLS_CACHE_DIR/base-image/$key
 tarball=$cache/rootfs.tar.gz
 
-if [ "$(podman image inspect --format '{{ index .Labels "mtls.recipe" }}' "$MTLS_BASE_IMAGE" 2>/dev/null)" = "$key" ]; then
+if [ "$("$MTLS_ENGINE" image inspect --format '{{ index .Labels "mtls.recipe" }}' "$MTLS_BASE_IMAGE" 2>/dev/null)" = "$key" ]; then
   log "base image $MTLS_BASE_IMAGE: up to date (recipe $key)"
   exit 0
 fi
@@ -47,7 +49,7 @@ SOURCES
   mv "$tarball.tmp" "$tarball"
 fi
 
-timed "importing $MTLS_BASE_IMAGE" podman import \
+timed "importing $MTLS_BASE_IMAGE" "$MTLS_ENGINE" import \
   --change 'CMD ["/sbin/init"]' \
   --change 'STOPSIGNAL=SIGRTMIN+3' \
   --change 'ENV container=podman' \

@@ -11,6 +11,8 @@ MTLS_RUN_DIR=${MTLS_RUN_DIR:-$MTLS_REPO_ROOT/.run}
 # Stable per-checkout links to the cached artefacts.
 MTLS_BUILD_DIR=${MTLS_BUILD_DIR:-$MTLS_REPO_ROOT/build}
 MTLS_BASE_IMAGE=${MTLS_BASE_IMAGE:-localhost/mtls-rollout-debian:bookworm}
+# podman (default; served to Molecule through its Docker API socket) or docker.
+MTLS_ENGINE=${MTLS_ENGINE:-podman}
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }

@@ -1,0 +1,100 @@
+# mtls.rollout — developer entry points. `make help` lists them.
+#
+# Everything runs from a local virtualenv (.venv) and, for containers, from
+# podman's Docker-compatible socket (MTLS_ENGINE=docker uses a Docker engine).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+MTLS_ENGINE ?= podman
+SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+export PATH := $(VENV)/bin:$(PATH)
+export MTLS_ENGINE
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+ifeq ($(MTLS_ENGINE),podman)
+export DOCKER_HOST := unix://$(CURDIR)/.run/podman.sock
+endif
+
+COLLECTION_LINK := build/collections/ansible_collections/mtls/rollout
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: setup ## Roll out mTLS into local containers (ca, web, client) and show curl 403/200
+	ansible-playbook inventories/demo/up.yml
+	ansible-playbook -i inventories/demo/hosts.yml site.yml
+	ansible-playbook -i inventories/demo/hosts.yml inventories/demo/check.yml
+
+.PHONY: demo-down
+demo-down: ## Remove the demo containers
+	ansible-playbook inventories/demo/down.yml
+
+.PHONY: test
+test: lint unit molecule ## Lint, unit tests, then every Molecule scenario
+
+.PHONY: setup
+setup: venv step-ca engine image ## Everything the tests need: venv, step-ca, container engine, base image
+
+.PHONY: venv
+venv: $(VENV_STAMP) $(COLLECTION_LINK)
+
+$(VENV_STAMP): requirements-dev.txt
+	@test -x $(VENV)/bin/python || { \
+	  $(PYTHON) -m venv $(VENV) 2>/dev/null || { scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }; }
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@) && ln -sfn ../../../.. $@
+
+.PHONY: step-ca
+step-ca: ## Build step-ca 0.19 from Debian's Go sources (cached) into build/step-ca
+	scripts/build-step-ca.sh >/dev/null
+
+.PHONY: engine
+engine: ## Start podman's Docker-compatible API socket (no-op with MTLS_ENGINE=docker)
+ifeq ($(MTLS_ENGINE),podman)
+	scripts/podman-up.sh >/dev/null
+endif
+
+.PHONY: image
+image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
+	scripts/build-base-image.sh
+
+.PHONY: lint
+lint: venv ## yamllint, ansible-lint (production profile) and ruff
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+.PHONY: unit
+unit: venv step-ca ## Unit tests for module_utils and modules (real step-ca on loopback)
+	MTLS_STEP_CA_BINARY=$(CURDIR)/build/step-ca pytest tests/unit
+
+.PHONY: molecule
+molecule: setup ## Run every Molecule scenario (SCENARIOS="a b" to choose)
+	@for scenario in $(SCENARIOS); do \
+	  echo "==> molecule test -s $$scenario"; start=$$SECONDS; \
+	  molecule test -s $$scenario || exit 1; \
+	  echo "==> $$scenario passed in $$((SECONDS - start)) s"; \
+	done
+
+.PHONY: clean
+clean: ## Destroy test containers, stop the podman service, remove build links
+	-@for scenario in $(SCENARIOS); do molecule destroy -s $$scenario >/dev/null 2>&1 || true; done
+	-@test ! -f inventories/demo/down.yml || ansible-playbook inventories/demo/down.yml >/dev/null 2>&1 || true
+	scripts/podman-down.sh
+	rm -rf build .run .pytest_cache .ruff_cache
+
+.PHONY: distclean
+distclean: clean ## Also remove the virtualenv and the artefact cache
+	rm -rf $(VENV) $${MTLS_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/mtls-rollout}
