@@ -14,6 +14,9 @@ PIDFILE=$MTLS_RUN_DIR/podman-service.pid
 DROPIN=/etc/containers/containers.conf.d/50-mtls-rollout.conf
 
 apt_install podman runc
+# testinfra's docker:// backend and the tests call a `docker` command; where
+# there is none, podman-docker provides one that drives podman.
+command -v docker >/dev/null 2>&1 || apt_install podman-docker
 
 # Some VMs (this project's CI machines among them) need two podman settings:
 # - without CAP_SYS_RESOURCE, podman's default ulimits fail with
