@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# Copyright: contributors to mtls.rollout
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: step_ca_init
+short_description: Create the PKI, provisioners and ca.json of a step-ca server
+version_added: 0.1.0
+description:
+  - Creates, on the CA host, what C(step ca init) would, without the step CLI.
+  - An EC P-256 root CA (path length 1) and intermediate CA (path length 0), their keys
+    encrypted with O(password), a root-only password file for the service, and C(ca.json)
+    with a badger v2 database and the given JWK provisioners.
+  - Existing material is kept. The root, the intermediate and every provisioner key are only
+    replaced when missing, when they do not match, or when O(regenerate=true). A provisioner
+    whose password changed gets a new key.
+  - Provisioners with O(provisioners[].profile=client) issue clientAuth-only certificates and
+    those with C(server) serverAuth-only ones, through X.509 templates.
+  - Used by the C(mtls.rollout.step_ca) role.
+author:
+  - mtls.rollout maintainers
+requirements:
+  - cryptography >= 3.4 on the CA host
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows subjects, fingerprints, expiry dates, provisioner names and key ids.
+      - It never shows keys.
+  idempotent:
+    support: full
+options:
+  config_dir:
+    description: Folder for C(certs/), C(secrets/) and C(config/ca.json).
+    type: path
+    required: true
+  data_dir:
+    description: Folder of the CA database; ca.json points at its C(db) subfolder.
+    type: path
+    required: true
+  name:
+    description: Name in the CA subjects, C(<name> Root CA) and C(<name> Intermediate CA).
+    type: str
+    required: true
+  dns_names:
+    description: Names and addresses the CA serves its TLS certificate for and accepts tokens for.
+    type: list
+    elements: str
+    required: true
+  address:
+    description: Listen address of the CA, for example C(:9000).
+    type: str
+    default: ":9000"
+  password:
+    description: Encrypts the root and intermediate keys; written to a root-only password file.
+    type: str
+    required: true
+  provisioners:
+    description: JWK provisioners to define, in order.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Provisioner name, the issuer of its tokens.
+        type: str
+        required: true
+      password:
+        description: Encrypts the provisioner key; only the encrypted key is stored.
+        type: str
+        required: true
+      profile:
+        description: C(client) for clientAuth only, C(server) for serverAuth only, C(any) for both.
+        type: str
+        choices: [client, server, any]
+        default: any
+      default_duration:
+        description: Certificate lifetime when a request names none.
+        type: str
+        default: 24h
+      min_duration:
+        description: Shortest lifetime a request may ask for.
+        type: str
+        default: 5m
+      max_duration:
+        description: Longest lifetime a request may ask for.
+        type: str
+        default: 24h
+  owner:
+    description: Owner of every file written.
+    type: str
+    default: root
+  group:
+    description: Group of every file; the service's group may read ca.json and the intermediate key.
+    type: str
+    default: root
+  regenerate:
+    description: Replace the root, the intermediate and every provisioner key.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+---
+- name: Initialise a step-ca with client and server provisioners
+  mtls.rollout.step_ca_init:
+    config_dir: /etc/step-ca
+    data_dir: /var/lib/step-ca
+    name: Example
+    dns_names: [ca.example.com, localhost]
+    address: ":9000"
+    password: "{{ vault_step_ca_password }}"
+    group: step-ca
+    provisioners:
+      - name: clients
+        password: "{{ vault_clients_password }}"
+        profile: client
+        max_duration: 8760h
+      - name: servers
+        password: "{{ vault_servers_password }}"
+        profile: server
+  no_log: true
+"""
+
+RETURN = r"""
+root_certificate:
+  description: The root CA certificate (PEM).
+  returned: success
+  type: str
+root_fingerprint:
+  description: Hex SHA-256 fingerprint of the root certificate, for pinning.
+  returned: success
+  type: str
+provisioners:
+  description: Name and key id of each provisioner.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "clients", "kid": "Rz4e..."}]
+changed_reasons:
+  description: Why each change was made; empty when nothing changed.
+  returned: success
+  type: list
+  elements: str
+  sample: ["root CA missing: created", "provisioner clients: new key"]
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_init
+
+PROVISIONER_SPEC = {
+    "name": {"type": "str", "required": True},
+    "password": {"type": "str", "required": True, "no_log": True},
+    "profile": {"type": "str", "choices": list(_stepca_init.PROFILES), "default": "any"},
+    "default_duration": {"type": "str", "default": "24h"},
+    "min_duration": {"type": "str", "default": "5m"},
+    "max_duration": {"type": "str", "default": "24h"},
+}
+
+ARGUMENT_SPEC = {
+    "config_dir": {"type": "path", "required": True},
+    "data_dir": {"type": "path", "required": True},
+    "name": {"type": "str", "required": True},
+    "dns_names": {"type": "list", "elements": "str", "required": True},
+    "address": {"type": "str", "default": ":9000"},
+    "password": {"type": "str", "required": True, "no_log": True},
+    "provisioners": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": PROVISIONER_SPEC,
+    },
+    "owner": {"type": "str", "default": "root"},
+    "group": {"type": "str", "default": "root"},
+    "regenerate": {"type": "bool", "default": False},
+}
+
+
+def _write(module: AnsibleModule, change: _stepca_init.FileChange) -> None:
+    """Write through a 0600 temp file in the target folder, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(change.path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(change.content)
+        module.atomic_move(tmp, change.path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _set_attributes(module, layout, params, changed: bool) -> bool:
+    for path, mode, service_readable in layout.folders() + layout.managed_files():
+        if os.path.exists(path):
+            group = params["group"] if service_readable else "root"
+            attrs = {"path": path, "mode": mode, "owner": params["owner"], "group": group}
+            changed = module.set_fs_attributes_if_different(attrs, changed)
+    return changed
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    try:
+        plan = _stepca_init.plan(params)
+    except _stepca_init.StepCAInitError as exc:
+        module.fail_json(msg=str(exc))
+
+    layout = _stepca_init.Layout(params["config_dir"], params["data_dir"])
+    changed = bool(plan.writes)
+    if not module.check_mode:
+        try:
+            for folder, _mode, _readable in layout.folders():
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            for change in plan.writes:
+                _write(module, change)
+        except OSError as exc:
+            module.fail_json(msg=f"cannot write {exc.filename}: {exc.strerror}")
+        changed = _set_attributes(module, layout, params, changed)
+
+    module.exit_json(
+        changed=changed,
+        root_certificate=plan.root_pem,
+        root_fingerprint=plan.root_fingerprint,
+        provisioners=plan.provisioners,
+        changed_reasons=plan.reasons,
+        diff={"before": plan.before, "after": plan.after},
+    )
+
+
+if __name__ == "__main__":
+    main()
