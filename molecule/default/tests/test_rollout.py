@@ -1,0 +1,119 @@
+"""The full rollout, checked from the hosts with real TLS handshakes."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import curl_status, json_of, openssl_text
+
+CERT_DIR = "/etc/ssl/mtls"
+BUNDLE = f"{CERT_DIR}/ca-bundle.pem"
+
+
+@pytest.fixture
+def ca(container):
+    return container("ca")
+
+
+@pytest.fixture
+def web(container):
+    return container("web")
+
+
+@pytest.fixture
+def client(container):
+    return container("client")
+
+
+def test_step_ca_answers_health_over_tls_from_the_client(client):
+    health = json_of(client, f"curl --silent --show-error --cacert {BUNDLE} https://ca:9000/health")
+    assert health == {"status": "ok"}
+
+
+def test_step_ca_runs_as_its_own_user_under_a_hardened_unit(ca):
+    service = ca.service("step-ca")
+    assert service.is_running
+    assert service.is_enabled
+    assert ca.check_output("systemctl show -p User --value step-ca") == "step-ca"
+    assert ca.check_output("systemctl show -p NoNewPrivileges --value step-ca") == "yes"
+    assert ca.check_output("systemctl show -p ProtectSystem --value step-ca") == "strict"
+
+
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("/etc/step-ca/secrets/password", 0o600),
+        ("/etc/step-ca/secrets/root_ca_key", 0o600),
+        ("/etc/step-ca/secrets/intermediate_ca_key", 0o640),
+        ("/etc/step-ca/config/ca.json", 0o640),
+    ],
+)
+def test_ca_secrets_are_not_world_readable(ca, path, mode):
+    assert ca.file(path).mode == mode
+    assert ca.file(path).user == "root"
+
+
+def test_ca_json_holds_no_password_and_keys_are_encrypted(ca):
+    config = ca.file("/etc/step-ca/config/ca.json").content_string
+    assert "demo-only-provisioner-password" not in config
+    assert "demo-only-ca-password" not in config
+    for key in ("root_ca_key", "intermediate_ca_key"):
+        pem = ca.file(f"/etc/step-ca/secrets/{key}").content_string
+        assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize(("name", "host"), [("john", "client"), ("web", "web")])
+def test_certificate_chains_to_the_root(container, name, host):
+    target = container(host)
+    result = target.run(
+        f"openssl verify -CAfile {BUNDLE} -untrusted {CERT_DIR}/{name}.fullchain.crt "
+        f"{CERT_DIR}/{name}.crt"
+    )
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip().endswith(": OK")
+
+
+@pytest.mark.parametrize(("name", "host"), [("john", "client"), ("web", "web")])
+def test_private_key_is_0600(container, name, host):
+    key = container(host).file(f"{CERT_DIR}/{name}.key")
+    assert key.mode == 0o600
+    assert key.user == "root"
+
+
+def test_client_certificate_is_the_worked_example(client):
+    text = openssl_text(client, f"{CERT_DIR}/john.crt")
+    assert "Subject: CN = John Doe" in text
+    assert "email:john.doe@example.com" in text
+    assert "Public-Key: (2048 bit)" in text
+    assert "TLS Web Client Authentication" in text
+    assert "TLS Web Server Authentication" not in text
+
+
+def test_server_certificate_is_server_only(web):
+    text = openssl_text(web, f"{CERT_DIR}/web.crt")
+    assert "DNS:web" in text
+    assert "TLS Web Server Authentication" in text
+    assert "TLS Web Client Authentication" not in text
+
+
+def test_client_without_certificate_gets_403(client):
+    assert curl_status(client, "https://web/", "--cacert", BUNDLE) == "403"
+
+
+def test_client_with_its_certificate_gets_200(client):
+    args = ["--cacert", BUNDLE, "--cert", f"{CERT_DIR}/john.crt", "--key", f"{CERT_DIR}/john.key"]
+    assert curl_status(client, "https://web/", *args) == "200"
+
+
+def test_server_certificate_is_refused_as_client_certificate(web):
+    # The web host presents its own serverAuth-only certificate as a client.
+    args = ["--cacert", BUNDLE, "--cert", f"{CERT_DIR}/web.crt", "--key", f"{CERT_DIR}/web.key"]
+    assert curl_status(web, "https://web/", "--resolve", "web:443:127.0.0.1", *args) == "403"
+
+
+def test_nginx_serves_the_step_ca_certificate(client):
+    out = client.check_output(
+        f"openssl s_client -connect web:443 -servername web -CAfile {BUNDLE} "
+        "-verify_return_error </dev/null 2>&1"
+    )
+    assert "Verify return code: 0 (ok)" in out
+    assert "CN = web" in out
