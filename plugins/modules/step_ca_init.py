@@ -185,13 +185,19 @@ ARGUMENT_SPEC = {
 }
 
 
-def _write(module: AnsibleModule, change: _stepca_init.FileChange) -> None:
-    """Write through a 0600 temp file in the target folder, then rename it into place."""
+def _write(change: _stepca_init.FileChange) -> None:
+    """Write through a 0600 temp file in the target folder, then rename it into place.
+
+    The final mode and owner are set by _set_attributes; until then the file
+    stays 0600, so a secret is never readable by others, not even briefly.
+    """
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(change.path), prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(change.content)
-        module.atomic_move(tmp, change.path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, change.path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -201,7 +207,9 @@ def _set_attributes(module, layout, params, changed: bool) -> bool:
     for path, mode, service_readable in layout.folders() + layout.managed_files():
         if os.path.exists(path):
             group = params["group"] if service_readable else "root"
-            attrs = {"path": path, "mode": mode, "owner": params["owner"], "group": group}
+            attrs = module.load_file_common_arguments(
+                {"mode": mode, "owner": params["owner"], "group": group}, path=path
+            )
             changed = module.set_fs_attributes_if_different(attrs, changed)
     return changed
 
@@ -221,7 +229,7 @@ def main() -> None:
             for folder, _mode, _readable in layout.folders():
                 os.makedirs(folder, mode=0o700, exist_ok=True)
             for change in plan.writes:
-                _write(module, change)
+                _write(change)
         except OSError as exc:
             module.fail_json(msg=f"cannot write {exc.filename}: {exc.strerror}")
         changed = _set_attributes(module, layout, params, changed)
