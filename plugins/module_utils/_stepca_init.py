@@ -353,6 +353,11 @@ def _read_config(path: str) -> dict[str, Any]:
     return config
 
 
+def _not_after(cert: x509.Certificate):
+    # not_valid_after_utc arrived in cryptography 42; Debian 12 ships 38.
+    return getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
+
+
 def _pki_facts(root: x509.Certificate | None, inter: x509.Certificate | None) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for label, cert in (("root", root), ("intermediate", inter)):
@@ -360,7 +365,7 @@ def _pki_facts(root: x509.Certificate | None, inter: x509.Certificate | None) ->
             facts[label] = {
                 "subject": cert.subject.rfc4514_string(),
                 "fingerprint": fingerprint(cert),
-                "not_after": cert.not_valid_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "not_after": _not_after(cert).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
     return facts
 
