@@ -33,11 +33,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _jose
+    from ansible_collections.mtls.rollout.plugins.module_utils import _jose
+except ImportError as _exc:  # modules report it with missing_required_lib
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = f"{type(_exc).__name__}: {_exc}"
+else:
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -410,7 +415,7 @@ class StepCAClient:
         """PEM of the pinned root."""
         return cert_pem(self.root)
 
-    def bootstrap_root(self) -> x509.Certificate:
+    def bootstrap_root(self, *, retry: bool = True) -> x509.Certificate:
         """Fetch ``/root/{fingerprint}`` once, unverified, and trust it only if it matches.
 
         TLS verification is off for this single request only: the answer is
@@ -424,7 +429,9 @@ class StepCAClient:
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # bootstrap only; checked by fingerprint below
         try:
-            answer = self._request("GET", f"/root/{self._expected_fp}", context=unverified)
+            answer = self._request(
+                "GET", f"/root/{self._expected_fp}", context=unverified, retry=retry
+            )
         except StepCAError as exc:
             if exc.status != 404:
                 raise
@@ -529,6 +536,8 @@ class StepCAClient:
         last = ""
         while True:
             try:
+                if self._root is None:
+                    self.bootstrap_root(retry=False)
                 answer = self.health(retry=False)
                 if answer.get("status") == "ok":
                     return answer
@@ -796,6 +805,8 @@ class StepCAClient:
             try:
                 self.prepare(request, key if check_limits else None)
             except StepCAError as exc:
+                if len(requests) == 1:
+                    raise
                 raise StepCAError(f"CSR #{index}: {exc}", kind=exc.kind) from None
         self.root  # noqa: B018 - bootstrap once, before the threads start
         size = max(1, min(int(workers), MAX_WORKERS, len(requests) or 1))
@@ -811,6 +822,8 @@ class StepCAClient:
                     results[index] = future.result()
                 except StepCAError as exc:
                     failures.append((index, exc))
+        if failures and len(requests) == 1:
+            raise failures[0][1]
         if failures:
             detail = "; ".join(f"CSR #{index}: {exc}" for index, exc in failures)
             kinds = {exc.kind for _, exc in failures}
@@ -985,3 +998,220 @@ def _signed_from_answer(answer: Any, label: str) -> SignedCertificate:
         subject=leaf.subject.rfc4514_string(),
         sans=_san_strings(leaf),
     )
+
+
+# --------------------------------------------------------------------------- module backends
+
+MODULE_CONNECTION_SPEC: dict[str, Any] = {
+    "ca_url": {"type": "str", "required": True},
+    "root": {"type": "path"},
+    "root_fingerprint": {"type": "str"},
+    "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+    "retries": {"type": "int", "default": DEFAULT_RETRIES},
+}
+MODULE_CONNECTION_RULES: dict[str, list[list[str]]] = {
+    "required_one_of": [["root", "root_fingerprint"]],
+}
+
+_ITEM_OPTIONS = ("not_before", "not_after", "duration", "subject_alt_names", "common_name")
+
+SIGN_ARGUMENT_SPEC: dict[str, Any] = {
+    **MODULE_CONNECTION_SPEC,
+    "provisioner": {"type": "str", "required": True},
+    "provisioner_password": {"type": "str", "no_log": True},
+    "provisioner_password_file": {"type": "path", "no_log": False},
+    "csr": {"type": "str"},
+    "csrs": {"type": "list", "elements": "raw"},
+    "not_before": {"type": "str"},
+    "not_after": {"type": "str"},
+    "duration": {"type": "str"},
+    "subject_alt_names": {"type": "list", "elements": "str"},
+    "common_name": {"type": "str"},
+    "workers": {"type": "int", "default": 4},
+}
+SIGN_RULES: dict[str, list[list[str]]] = {
+    "required_one_of": [
+        ["root", "root_fingerprint"],
+        ["provisioner_password", "provisioner_password_file"],
+        ["csr", "csrs"],
+    ],
+    "mutually_exclusive": [
+        ["provisioner_password", "provisioner_password_file"],
+        ["csr", "csrs"],
+        ["not_after", "duration"],
+    ],
+}
+
+INFO_ARGUMENT_SPEC: dict[str, Any] = {
+    **MODULE_CONNECTION_SPEC,
+    "wait_timeout": {"type": "float", "default": 0.0},
+    "wait_interval": {"type": "float", "default": 1.0},
+    "provisioners": {"type": "bool", "default": True},
+}
+MAX_WAIT_TIMEOUT = 3600.0
+
+
+def client_from_params(params: dict[str, Any]) -> StepCAClient:
+    """A :class:`StepCAClient` from the shared connection options."""
+    root_pem = None
+    if params.get("root"):
+        try:
+            with open(params["root"], "rb") as handle:
+                root_pem = handle.read()
+        except OSError as exc:
+            raise StepCAError(
+                f"cannot read the root certificate {params['root']}: {exc.strerror}",
+                kind="invalid",
+            ) from exc
+    if params.get("retries", 0) > 10:
+        raise StepCAError("retries must be at most 10", kind="invalid")
+    return StepCAClient(
+        params["ca_url"],
+        root_pem=root_pem,
+        root_fingerprint=params.get("root_fingerprint") or None,
+        timeout=params.get("timeout") or DEFAULT_TIMEOUT,
+        retries=params.get("retries", DEFAULT_RETRIES),
+    )
+
+
+def _sign_requests(params: dict[str, Any]) -> list[SignRequest]:
+    defaults = {
+        "not_before": params.get("not_before"),
+        "not_after": params.get("not_after"),
+        "duration": params.get("duration"),
+    }
+    if params.get("csr") is not None:
+        items: list[Any] = [
+            {
+                "csr": params["csr"],
+                "subject_alt_names": params.get("subject_alt_names"),
+                "common_name": params.get("common_name"),
+            }
+        ]
+    else:
+        if params.get("subject_alt_names") or params.get("common_name"):
+            raise StepCAError(
+                "subject_alt_names and common_name apply to csr; with csrs, set them per item",
+                kind="invalid",
+            )
+        items = list(params.get("csrs") or [])
+        if not items:
+            raise StepCAError("csrs is empty: nothing to sign", kind="invalid")
+    requests = []
+    for index, item in enumerate(items):
+        where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
+        if isinstance(item, str):
+            item = {"csr": item}
+        if not isinstance(item, dict) or not isinstance(item.get("csr"), str):
+            raise StepCAError(f"{where} must be a PEM CSR or a dict with a csr key", kind="invalid")
+        unknown = sorted(set(item) - {"csr", *_ITEM_OPTIONS})
+        if unknown:
+            raise StepCAError(f"{where}: unknown keys {', '.join(unknown)}", kind="invalid")
+        merged = {key: item.get(key) or defaults.get(key) for key in ("not_before",)}
+        # An item's own not_after or duration replaces both defaults.
+        if item.get("not_after") or item.get("duration"):
+            merged["not_after"] = item.get("not_after")
+            merged["duration"] = item.get("duration")
+        else:
+            merged["not_after"] = defaults["not_after"]
+            merged["duration"] = defaults["duration"]
+        sans = item.get("subject_alt_names")
+        if sans is not None and (
+            not isinstance(sans, list) or not all(isinstance(v, str) for v in sans)
+        ):
+            raise StepCAError(
+                f"{where}: subject_alt_names must be a list of strings", kind="invalid"
+            )
+        requests.append(
+            SignRequest(
+                csr=item["csr"],
+                not_before=merged["not_before"],
+                not_after=merged["not_after"],
+                duration=merged["duration"],
+                sans=list(sans) if sans else None,
+                subject=item.get("common_name") or None,
+            )
+        )
+    return requests
+
+
+def run_sign(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """The ``step_ca_sign`` module: returns its result, raises :class:`StepCAError`."""
+    workers = params.get("workers", 4)
+    if not 1 <= workers <= MAX_WORKERS:
+        raise StepCAError(f"workers must be between 1 and {MAX_WORKERS}", kind="invalid")
+    requests = _sign_requests(params)
+    client = client_from_params(params)
+    for index, request in enumerate(requests):
+        try:
+            client.prepare(request)
+        except StepCAError as exc:
+            where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
+            raise StepCAError(f"{where}: {exc}", kind=exc.kind) from None
+    result: dict[str, Any] = {"changed": True, "provisioner": params["provisioner"]}
+    if check_mode:
+        return result
+    if params.get("provisioner_password_file"):
+        password = read_password_file(params["provisioner_password_file"])
+    else:
+        password = (params.get("provisioner_password") or "").encode()
+        if not password:
+            raise StepCAError("provisioner_password is empty", kind="invalid")
+    key = client.provisioner_key(params["provisioner"], password)
+    signed = client.sign_many(key, requests, workers=workers)
+    result["root_fingerprint"] = client.root_fingerprint
+    if params.get("csr") is not None:
+        result.update(signed[0].as_dict())
+    else:
+        result["certificates"] = [item.as_dict() for item in signed]
+    return result
+
+
+def _cert_facts(cert: x509.Certificate) -> dict[str, Any]:
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "fingerprint": fingerprint(cert),
+        "not_after": _rfc3339(_not_valid_after(cert)),
+    }
+
+
+def run_info(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``step_ca_info`` module: health, version, verified roots, provisioners."""
+    wait_timeout = params.get("wait_timeout") or 0.0
+    if not 0 <= wait_timeout <= MAX_WAIT_TIMEOUT:
+        raise StepCAError(
+            f"wait_timeout must be between 0 and {MAX_WAIT_TIMEOUT:g} seconds", kind="invalid"
+        )
+    client = client_from_params(params)
+    if wait_timeout:
+        health = client.wait_healthy(wait_timeout, max(0.1, params.get("wait_interval") or 1.0))
+    else:
+        health = client.health()
+    version = client.version().get("version", "")
+    roots = client.roots()
+    pinned = client.root_fingerprint
+    if pinned not in [fingerprint(root) for root in roots]:
+        raise StepCAError(
+            f"root fingerprint mismatch: the CA at {client.base_url} does not list the pinned"
+            f" root {pinned} among its roots",
+            kind="fingerprint_mismatch",
+        )
+    result: dict[str, Any] = {
+        "changed": False,
+        "health": health,
+        "version": version,
+        "root_certificate": client.root_pem,
+        "root_fingerprint": pinned,
+        "roots": [dict(_cert_facts(root), pem=cert_pem(root)) for root in roots],
+    }
+    if params.get("provisioners", True):
+        result["provisioners"] = [
+            {
+                "name": entry.get("name"),
+                "type": entry.get("type"),
+                "kid": (entry.get("key") or {}).get("kid"),
+                "claims": entry.get("claims") or {},
+            }
+            for entry in client.provisioners()
+        ]
+    return result

@@ -1,0 +1,243 @@
+#!/usr/bin/python
+# Copyright: contributors to mtls.rollout
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: step_ca_sign
+short_description: Sign one or many CSRs with a step-ca JWK provisioner
+version_added: 0.1.0
+description:
+  - Signs certificate signing requests through step-ca's C(/1.0/sign) API, without the
+    step CLI.
+  - Decrypts the JWK provisioner's encrypted key with the provisioner password once per
+    call, mints one one-time token per CSR (subject = the CSR's common name, SANs = the
+    CSR's SANs, bound to the pinned root's fingerprint), and sends the CSRs concurrently.
+  - "Meant to run on the controller (C(delegate_to: localhost), C(run_once)), so that the
+    provisioner password never reaches the hosts. Only CSRs and certificates travel."
+  - Every request is checked locally first (CSR signature, times, the provisioner's
+    duration limits), so one bad item fails the call before the CA issues anything.
+author:
+  - mtls.rollout maintainers
+extends_documentation_fragment:
+  - mtls.rollout.ca_connection
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode the CSRs are validated and the module reports C(changed) without
+        contacting the CA.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details:
+      - Every run issues new certificates. Decide whether to sign beforehand, for example
+        with M(mtls.rollout.certificate_info) as the C(mtls.rollout.certificate) role does.
+options:
+  provisioner:
+    description: Name of the JWK provisioner to sign with.
+    type: str
+    required: true
+  provisioner_password:
+    description:
+      - Password that decrypts the provisioner's key. Keep it in Ansible Vault.
+      - Exactly one of O(provisioner_password) and O(provisioner_password_file) is required.
+    type: str
+  provisioner_password_file:
+    description:
+      - File (on the host the module runs on) holding the provisioner password.
+        Trailing white space is ignored.
+    type: path
+  csr:
+    description:
+      - One CSR in PEM. The result's keys describe its certificate.
+      - Exactly one of O(csr) and O(csrs) is required.
+    type: str
+  csrs:
+    description:
+      - A list of CSRs to sign in one call. Each item is a PEM string, or a dictionary
+        with the key C(csr) and optionally C(not_before), C(not_after), C(duration),
+        C(subject_alt_names) and C(common_name), which override the module's options
+        of the same name for that item.
+      - The result's RV(certificates) list has one entry per item, in input order.
+    type: list
+    elements: raw
+  not_before:
+    description:
+      - Start of validity, as an RFC 3339 time (C(2030-01-01T00:00:00Z)) or a duration
+        from now (C(5m)). The CA's default is now, backdated by a minute.
+    type: str
+  not_after:
+    description:
+      - End of validity, as an RFC 3339 time or a duration counted from the start (C(24h)).
+      - Must lie within the provisioner's C(minTLSCertDuration) and C(maxTLSCertDuration).
+      - Without it (and without O(duration)) the provisioner's default duration applies.
+    type: str
+  duration:
+    description: Lifetime such as C(24h) or C(720h); the same as a duration in O(not_after).
+    type: str
+  subject_alt_names:
+    description:
+      - The SANs the token authorises for O(csr), as plain strings (DNS names, IP
+        addresses, e-mail addresses, URIs). The CA refuses the CSR unless its SANs are
+        exactly these.
+      - Defaults to the CSR's own SANs. Set it to the SANs you expect, so that a CSR made
+        on a host cannot ask for more. With O(csrs), set it per item.
+    type: list
+    elements: str
+  common_name:
+    description:
+      - The subject the token authorises for O(csr); the CA refuses a CSR with another
+        common name. Defaults to the CSR's common name (or its first SAN).
+    type: str
+  workers:
+    description: How many CSRs are sent to the CA at the same time (1 to 32).
+    type: int
+    default: 4
+seealso:
+  - module: mtls.rollout.step_ca_info
+  - module: mtls.rollout.csr
+"""
+
+EXAMPLES = r"""
+---
+- name: Sign a client certificate request with the clients provisioner
+  mtls.rollout.step_ca_sign:
+    ca_url: https://ca.example.com:9000
+    root_fingerprint: "{{ step_ca_root_fingerprint }}"
+    provisioner: clients
+    provisioner_password: "{{ vault_clients_provisioner_password }}"
+    csr: "{{ client_csr.csr }}"
+    duration: 24h
+  delegate_to: localhost
+  register: signed
+
+- name: Sign the CSRs of every web server in one call
+  mtls.rollout.step_ca_sign:
+    ca_url: https://ca.example.com:9000
+    root: files/root_ca.crt
+    provisioner: servers
+    provisioner_password_file: ~/.secrets/servers-provisioner
+    csrs: >-
+      {{ ansible_play_hosts | map('extract', hostvars, 'web_csr')
+         | map(attribute='csr') | list }}
+    workers: 8
+  delegate_to: localhost
+  run_once: true
+  register: batch
+
+- name: Authorise exactly the SANs the inventory expects
+  mtls.rollout.step_ca_sign:
+    ca_url: https://ca.example.com:9000
+    root_fingerprint: "{{ step_ca_root_fingerprint }}"
+    provisioner: servers
+    provisioner_password: "{{ vault_servers_provisioner_password }}"
+    csrs:
+      - csr: "{{ web_csr.csr }}"
+        common_name: web.example.com
+        subject_alt_names: [web.example.com, 192.0.2.10]
+        not_after: 720h
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+certificate:
+  description: The signed certificate in PEM.
+  returned: success with O(csr), not in check mode
+  type: str
+chain:
+  description: The intermediate certificate(s) in PEM, without the leaf.
+  returned: success with O(csr), not in check mode
+  type: str
+fullchain:
+  description: The leaf followed by the intermediate(s), for servers.
+  returned: success with O(csr), not in check mode
+  type: str
+serial:
+  description: Serial number in decimal, as C(/1.0/revoke) takes it.
+  returned: success with O(csr), not in check mode
+  type: str
+  sample: "295716311217428624049553812412117335245"
+serial_hex:
+  description: Serial number in upper-case hex, as NGINX's C($ssl_client_serial) shows it.
+  returned: success with O(csr), not in check mode
+  type: str
+  sample: DE7A55F2C8E1C53C9A1A4C2E6E0A3B4D
+not_before:
+  description: Start of validity (RFC 3339, UTC).
+  returned: success with O(csr), not in check mode
+  type: str
+not_after:
+  description: End of validity (RFC 3339, UTC).
+  returned: success with O(csr), not in check mode
+  type: str
+  sample: "2026-11-27T22:30:00Z"
+subject:
+  description: The certificate's subject (RFC 4514).
+  returned: success with O(csr), not in check mode
+  type: str
+  sample: CN=John Doe
+subject_alt_names:
+  description: The certificate's SANs as plain strings.
+  returned: success with O(csr), not in check mode
+  type: list
+  elements: str
+  sample: [john.doe@example.com]
+certificates:
+  description:
+    - One entry per item of O(csrs), in input order, each with the keys C(certificate),
+      C(chain), C(fullchain), C(serial), C(serial_hex), C(not_before), C(not_after),
+      C(subject) and C(subject_alt_names) described above.
+  returned: success with O(csrs), not in check mode
+  type: list
+  elements: dict
+provisioner:
+  description: The provisioner used.
+  returned: always
+  type: str
+root_fingerprint:
+  description: SHA-256 fingerprint of the root the CA's TLS was verified against.
+  returned: success, not in check mode
+  type: str
+error_kind:
+  description:
+    - On failure, the cause; one of C(unreachable), C(tls), C(fingerprint_mismatch),
+      C(wrong_password), C(unknown_provisioner), C(san_not_allowed), C(duration),
+      C(unauthorized), C(bad_request), C(refused), C(server_error), C(invalid), C(mixed).
+  returned: failure
+  type: str
+failed_items:
+  description: On a batch failure, the positions in O(csrs) the CA did not sign.
+  returned: failure with O(csrs) when the CA refused some items
+  type: list
+  elements: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=_stepca.SIGN_ARGUMENT_SPEC,
+        supports_check_mode=True,
+        **_stepca.SIGN_RULES,
+    )
+    if _stepca.CRYPTOGRAPHY_IMPORT_ERROR:
+        module.fail_json(
+            msg=missing_required_lib("cryptography"), exception=_stepca.CRYPTOGRAPHY_IMPORT_ERROR
+        )
+    try:
+        result = _stepca.run_sign(module.params, module.check_mode)
+    except _stepca.StepCAError as exc:
+        extra = {"failed_items": exc.failed} if getattr(exc, "failed", None) else {}
+        module.fail_json(msg=str(exc), error_kind=exc.kind, **extra)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
