@@ -51,7 +51,7 @@ MAX_BACKOFF = 8.0
 MAX_WORKERS = 32
 TOKEN_LIFETIME = 300  # seconds, like step's default
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_GO_DURATION = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)")
+_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)")
 _GO_UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -153,7 +153,7 @@ def parse_go_duration(value: str) -> datetime.timedelta:
     if not text:
         raise ValueError("empty duration")
     sign = -1.0 if text.startswith("-") else 1.0
-    rest = text.lstrip("+-")
+    rest = text[1:] if text[0] in "+-" else text
     if rest == "0":
         return datetime.timedelta(0)
     total = 0.0
