@@ -22,8 +22,8 @@ CSRs
     :func:`csr_facts`.
 Certificates
     :func:`load_certificate`, :func:`load_certificates`, :func:`not_valid_before`,
-    :func:`not_valid_after`, :func:`is_issued_by`, :func:`chains_to`,
-    :func:`certificate_facts`.
+    :func:`not_valid_after`, :func:`is_issued_by`, :func:`verify_signature`,
+    :func:`chains_to`, :func:`certificate_facts`.
 Renewal
     :func:`parse_duration`, :func:`format_duration`, :class:`RenewBefore`,
     :class:`Desired`, :func:`evaluate_certificate` -> :class:`Verdict`.
@@ -792,7 +792,15 @@ def is_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
             return False
         return True
-    public = issuer.public_key()
+    return verify_signature(cert, issuer.public_key())
+
+
+def verify_signature(cert: x509.Certificate, public: PublicKey) -> bool:
+    """Whether ``public`` verifies the signature of ``cert`` (PKCS#1 v1.5, ECDSA, EdDSA).
+
+    Works on cryptography 38; :func:`is_issued_by` prefers the library's own check when the
+    installed version has one.
+    """
     try:
         if isinstance(public, rsa.RSAPublicKey):
             public.verify(
