@@ -35,6 +35,20 @@ __all__ = [
 ]
 
 
+# What AnsibleModule.set_fs_attributes_if_different expects in its file_args.
+_FILE_ARG_KEYS = (
+    "mode",
+    "owner",
+    "group",
+    "seuser",
+    "serole",
+    "selevel",
+    "setype",
+    "secontext",
+    "attributes",
+)
+
+
 class FileIOError(Exception):
     """A file could not be read, written or removed. The message names the path."""
 
@@ -78,8 +92,9 @@ def write_file(
 
     ``module`` is the ``AnsibleModule``; ``file_args`` normally comes from
     ``module.load_file_common_arguments(module.params)`` (its ``path`` is replaced by
-    ``path``). When ``file_args`` has no mode, a secret file keeps ``0600``, and a
-    non-secret file that did not exist before gets ``0666 & ~umask`` like any new file.
+    ``path``; missing keys count as "not set"). When ``file_args`` has no mode, a secret
+    file keeps ``0600``, and a non-secret file that did not exist before gets
+    ``0666 & ~umask`` like any new file.
     Callers must not call this in check mode.
 
     Raises :class:`FileIOError` (the target is left untouched) when the folder is missing
@@ -107,7 +122,8 @@ def write_file(
         _unlink_quietly(tmp_path)
         raise
 
-    args = dict(file_args or {})
+    args: dict[str, Any] = dict.fromkeys(_FILE_ARG_KEYS)
+    args.update(file_args or {})
     args["path"] = path
     if args.get("mode") is None and creating and not secret:
         umask = os.umask(0)
