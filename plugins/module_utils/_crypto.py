@@ -2,10 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keys, CSRs and certificates for mtls.rollout, built on ``cryptography``.
 
+Importing this module never fails: check :data:`HAS_CRYPTOGRAPHY` (and report
+:data:`CRYPTOGRAPHY_IMPORT_ERROR`) before calling anything that needs cryptography.
+
 Everything here works with cryptography 38 (Debian 12's python3-cryptography) and newer;
 newer-only helpers are used only when present.
 
-Public API (everything raises :class:`CryptoError` with a message naming the bad value):
+Public API. Modules call :func:`require_cryptography` first; everything else raises
+:class:`CryptoError` with a message naming the bad value.
 
 Keys
     :class:`KeySpec` (``KeySpec.create(type, curve, size)``, ``KeySpec.of(key)``),
@@ -34,19 +38,39 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+try:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 # Aliases for readability: an EC, RSA or Ed25519 key object from cryptography.
 PrivateKey = Any
 PublicKey = Any
+
+
+def require_cryptography(module: Any) -> None:
+    """Fail the ``AnsibleModule`` with a clear message when cryptography is not installed."""
+    if HAS_CRYPTOGRAPHY:
+        return
+    from ansible.module_utils.basic import missing_required_lib
+
+    module.fail_json(
+        msg=missing_required_lib("cryptography >= 38 (Debian: python3-cryptography)"),
+        exception=CRYPTOGRAPHY_IMPORT_ERROR,
+    )
 
 
 class CryptoError(Exception):
@@ -60,10 +84,11 @@ class KeyUnreadableError(CryptoError):
 # --------------------------------------------------------------------------- keys
 
 KEY_TYPES = ("ec", "rsa", "ed25519")
-EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "P-256": ec.SECP256R1,
-    "P-384": ec.SECP384R1,
-    "P-521": ec.SECP521R1,
+# Supported curves, by NIST name -> (cryptography class name, key size).
+EC_CURVES: dict[str, tuple[str, int]] = {
+    "P-256": ("SECP256R1", 256),
+    "P-384": ("SECP384R1", 384),
+    "P-521": ("SECP521R1", 521),
 }
 _CURVE_BY_OPENSSL_NAME = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 RSA_SIZES = (2048, 3072, 4096)
@@ -88,7 +113,7 @@ class KeySpec:
             curve = curve or "P-256"
             if curve not in EC_CURVES:
                 raise CryptoError(f"curve {curve!r} is not supported; use one of {list(EC_CURVES)}")
-            return cls("ec", curve, EC_CURVES[curve].key_size)
+            return cls("ec", curve, EC_CURVES[curve][1])
         if key_type == "rsa":
             size = int(size or 2048)
             if size not in RSA_SIZES:
@@ -124,7 +149,7 @@ class KeySpec:
 def generate_private_key(spec: KeySpec) -> PrivateKey:
     """Generate a new private key for ``spec`` (made with :meth:`KeySpec.create`)."""
     if spec.type == "ec":
-        return ec.generate_private_key(EC_CURVES[spec.curve or "P-256"]())
+        return ec.generate_private_key(getattr(ec, EC_CURVES[spec.curve or "P-256"][0])())
     if spec.type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=spec.size or 2048)
     if spec.type == "ed25519":
@@ -518,14 +543,15 @@ def format_san_diff(current: tuple[San, ...], desired: tuple[San, ...]) -> str |
     return ", ".join([f"+{san}" for san in added] + [f"-{san}" for san in removed])
 
 
-SUBJECT_FIELDS: dict[str, x509.ObjectIdentifier] = {
-    "common_name": NameOID.COMMON_NAME,
-    "organization_name": NameOID.ORGANIZATION_NAME,
-    "organizational_unit_name": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "country_name": NameOID.COUNTRY_NAME,
-    "state_or_province_name": NameOID.STATE_OR_PROVINCE_NAME,
-    "locality_name": NameOID.LOCALITY_NAME,
-    "email_address": NameOID.EMAIL_ADDRESS,
+# Subject fields (option names) -> attribute name in cryptography's NameOID.
+SUBJECT_FIELDS: dict[str, str] = {
+    "common_name": "COMMON_NAME",
+    "organization_name": "ORGANIZATION_NAME",
+    "organizational_unit_name": "ORGANIZATIONAL_UNIT_NAME",
+    "country_name": "COUNTRY_NAME",
+    "state_or_province_name": "STATE_OR_PROVINCE_NAME",
+    "locality_name": "LOCALITY_NAME",
+    "email_address": "EMAIL_ADDRESS",
 }
 # The order in which subject fields are written (most general first, as usual).
 _SUBJECT_ORDER = (
@@ -555,7 +581,7 @@ def build_name(fields: dict[str, Any]) -> x509.Name:
         if key == "common_name" and len(value) > 64:
             raise CryptoError(f"common_name {value!r} is longer than 64 characters")
         try:
-            attributes.append(x509.NameAttribute(SUBJECT_FIELDS[key], value))
+            attributes.append(x509.NameAttribute(getattr(NameOID, SUBJECT_FIELDS[key]), value))
         except ValueError as exc:
             raise CryptoError(f"{key} {value!r} is not valid: {exc}") from exc
     return x509.Name(attributes)
@@ -563,7 +589,7 @@ def build_name(fields: dict[str, Any]) -> x509.Name:
 
 def name_to_dict(name: x509.Name) -> dict[str, str]:
     """Subject fields by ``SUBJECT_FIELDS`` key (other attributes by their dotted OID)."""
-    by_oid = {oid: key for key, oid in SUBJECT_FIELDS.items()}
+    by_oid = {getattr(NameOID, oid): key for key, oid in SUBJECT_FIELDS.items()}
     result: dict[str, str] = {}
     for attribute in name:
         key = by_oid.get(attribute.oid, attribute.oid.dotted_string)
@@ -574,19 +600,25 @@ def name_to_dict(name: x509.Name) -> dict[str, str]:
 
 # ------------------------------------------------------------------------ profiles
 
-PROFILES: dict[str, tuple[x509.ObjectIdentifier, ...]] = {
-    "client": (ExtendedKeyUsageOID.CLIENT_AUTH,),
-    "server": (ExtendedKeyUsageOID.SERVER_AUTH,),
-    "both": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+# TLS profiles -> the extended key usages they request (by name).
+PROFILES: dict[str, tuple[str, ...]] = {
+    "client": ("clientAuth",),
+    "server": ("serverAuth",),
+    "both": ("serverAuth", "clientAuth"),
 }
-_EKU_NAMES = {
-    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
-    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
-    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
-    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
-    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
-    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+# Extended key usage names -> attribute name in cryptography's ExtendedKeyUsageOID.
+_EKU_OIDS = {
+    "serverAuth": "SERVER_AUTH",
+    "clientAuth": "CLIENT_AUTH",
+    "codeSigning": "CODE_SIGNING",
+    "emailProtection": "EMAIL_PROTECTION",
+    "timeStamping": "TIME_STAMPING",
+    "OCSPSigning": "OCSP_SIGNING",
 }
+
+
+def _eku_oid(name: str) -> x509.ObjectIdentifier:
+    return getattr(ExtendedKeyUsageOID, _EKU_OIDS[name])
 
 
 def _check_profile(profile: str) -> None:
@@ -617,7 +649,8 @@ def eku_names(extensions: x509.Extensions) -> list[str]:
         ext = extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     except x509.ExtensionNotFound:
         return []
-    return [_EKU_NAMES.get(oid, oid.dotted_string) for oid in ext.value]
+    names = {_eku_oid(name): name for name in _EKU_OIDS}
+    return [names.get(oid, oid.dotted_string) for oid in ext.value]
 
 
 def profile_of(extensions: x509.Extensions) -> str:
@@ -677,7 +710,7 @@ def build_csr(key: PrivateKey, spec: CsrSpec) -> x509.CertificateSigningRequest:
         )
     builder = builder.add_extension(key_usage_for(key, spec.profile), critical=True)
     builder = builder.add_extension(
-        x509.ExtendedKeyUsage(list(PROFILES[spec.profile])), critical=False
+        x509.ExtendedKeyUsage([_eku_oid(name) for name in PROFILES[spec.profile]]), critical=False
     )
     try:
         return builder.sign(key, _signing_hash(key))

@@ -21,7 +21,7 @@ description:
   - This is the renewal decision of the C(mtls.rollout.certificate) role. It never changes
     anything on the host.
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 requirements:
   - cryptography >= 38 on the managed host (Debian 12 C(python3-cryptography))
 attributes:
@@ -30,8 +30,10 @@ attributes:
     description: The module only reads; it behaves the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   idempotent:
     support: full
+    description: It only reads.
 options:
   path:
     description:
@@ -352,6 +354,7 @@ def _inspect(params: dict) -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    _crypto.require_cryptography(module)
     try:
         result = _inspect(module.params)
     except (_crypto.CryptoError, _io.FileIOError) as exc:

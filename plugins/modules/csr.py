@@ -19,7 +19,7 @@ description:
   - With O(path), the CSR is also written to that file, atomically. An existing CSR that
     already matches the key, subject, SANs and extensions is kept and returned as is.
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 requirements:
   - cryptography >= 38 on the managed host (Debian 12 C(python3-cryptography))
 extends_documentation_fragment:
@@ -30,10 +30,12 @@ attributes:
     description: Nothing is written; RV(csr) still holds the request that would be written.
   diff_mode:
     support: full
+    description: With O(path), shows the parsed facts of the CSR file before and after.
     details:
       - The diff shows subject, SANs, profile and public key fingerprint, never PEM.
   idempotent:
     support: full
+    description: A CSR file that matches is kept. Without O(path) nothing changes.
 options:
   privatekey_path:
     description: Path of the private key on the host.
@@ -195,6 +197,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC, supports_check_mode=True, add_file_common_args=True
     )
+    _crypto.require_cryptography(module)
     params = module.params
     path = params["path"]
     changed, reason, before = False, None, {"state": "absent"}

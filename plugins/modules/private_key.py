@@ -20,7 +20,7 @@ description:
     untouched, unless O(regenerate=always), or O(regenerate=on_mismatch) with
     O(replace_unreadable=true).
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 requirements:
   - cryptography >= 38 on the managed host (Debian 12 C(python3-cryptography))
 extends_documentation_fragment:
@@ -31,6 +31,7 @@ attributes:
     description: Reports what would change and writes nothing.
   diff_mode:
     support: full
+    description: Shows the parsed facts of the key before and after.
     details:
       - The diff shows the key type, size, curve, format, encryption and public key fingerprint.
       - It never shows key material.
@@ -209,6 +210,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC, supports_check_mode=True, add_file_common_args=True
     )
+    _crypto.require_cryptography(module)
     params = module.params
     path = params["path"]
     if params["mode"] is None:
