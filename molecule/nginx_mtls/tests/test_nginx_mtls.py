@@ -20,6 +20,7 @@ DIR = "/etc/ssl/nginx-mtls-test"
 CA = f"{DIR}/ca.crt"
 APP = "https://web/"
 OPTIONAL = "https://web:8443/"
+NO_CA = "https://web:9443/"
 
 
 @pytest.fixture
@@ -36,9 +37,11 @@ def cert_args(name: str) -> list[str]:
     return ["--cacert", CA, "--cert", f"{DIR}/{name}.crt", "--key", f"{DIR}/{name}.key"]
 
 
-def echoed_headers(client, *extra: str) -> dict[str, list[str]]:
-    """Headers the upstream received for a request made as alice."""
-    command = ["curl", "--silent", "--show-error", "--fail", *cert_args("alice"), *extra, APP]
+def echoed_headers(
+    client, *extra: str, name: str = "alice", url: str = APP
+) -> dict[str, list[str]]:
+    """Headers the upstream received for a request made with ``name``'s certificate."""
+    command = ["curl", "--silent", "--show-error", "--fail", *cert_args(name), *extra, url]
     return json.loads(client.check_output(shlex.join(command)))
 
 
@@ -168,3 +171,21 @@ def test_default_site_is_removed_and_nginx_runs(web):
     service = web.service("nginx")
     assert service.is_running
     assert service.is_enabled
+
+
+def test_optional_no_ca_passes_an_unknown_issuer_to_the_upstream_as_failed(client):
+    headers = echoed_headers(client, name="foreign", url=NO_CA)
+    assert headers["x-ssl-client-verify"][0].startswith("FAILED:")
+    assert headers["x-ssl-client-subject"] == ["CN=Alice,O=Example Test"]
+
+
+@pytest.mark.parametrize(("name", "status"), [("alice", "200"), ("foreign", "403")])
+def test_allow_list_needs_a_verified_certificate_not_just_the_name(client, name, status):
+    # The foreign certificate says CN=Alice too; optional_no_ca lets it in,
+    # the allow list does not.
+    assert curl_status(client, f"{NO_CA}cn/", *cert_args(name)) == status
+
+
+@pytest.mark.parametrize("name", ["expired", "serverprofile"])
+def test_optional_no_ca_still_refuses_other_verification_errors(client, name):
+    assert curl_status(client, NO_CA, *cert_args(name)) == "400"
