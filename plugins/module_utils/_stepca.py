@@ -1215,3 +1215,208 @@ def run_info(params: dict[str, Any]) -> dict[str, Any]:
             for entry in client.provisioners()
         ]
     return result
+
+
+# --------------------------------------------------------------------------- revocation backend
+
+# RFC 5280 section 5.3.1 CRLReason codes (7 is unused).
+REVOCATION_REASONS: dict[str, int] = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "certificateHold": 6,
+    "removeFromCRL": 8,
+    "privilegeWithdrawn": 9,
+    "aACompromise": 10,
+}
+_REASON_BY_FOLDED = {name.lower(): code for name, code in REVOCATION_REASONS.items()}
+# RFC 5280 section 4.1.2.2: a serial number is a positive integer of at most 20 octets.
+_MAX_SERIAL = 1 << (20 * 8)
+_DECIMAL = re.compile(r"^[0-9]+$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+_COLON_HEX = re.compile(r"^[0-9a-f]{1,2}(?::[0-9a-f]{1,2})+$")
+# step-ca 0.19 answers a second revocation of a serial with 400 and this text.
+_ALREADY_REVOKED = "is already revoked"
+
+REVOKE_ARGUMENT_SPEC: dict[str, Any] = {
+    **MODULE_CONNECTION_SPEC,
+    "provisioner": {"type": "str", "required": True},
+    "provisioner_password": {"type": "str", "no_log": True},
+    "provisioner_password_file": {"type": "path", "no_log": False},
+    "serial": {"type": "raw"},
+    "certificate": {"type": "str"},
+    "reason": {"type": "str", "default": ""},
+    "reason_code": {"type": "raw", "default": 0},
+}
+REVOKE_RULES: dict[str, list[list[str]]] = {
+    "required_one_of": [
+        ["root", "root_fingerprint"],
+        ["provisioner_password", "provisioner_password_file"],
+        ["serial", "certificate"],
+    ],
+    "mutually_exclusive": [
+        ["provisioner_password", "provisioner_password_file"],
+        ["serial", "certificate"],
+    ],
+}
+
+
+def parse_serial(value: Any) -> int:
+    """A certificate serial number from the forms people copy it in.
+
+    * an integer, or a string of decimal digits: decimal (what step-ca and
+      ``step certificate inspect`` print, and ``step_ca_sign``'s ``serial``);
+    * hex with colons, any case (``5a:3f:...`` as ``openssl x509 -text`` prints it);
+    * hex with a ``0x`` prefix;
+    * plain hex with at least one letter a-f (NGINX's ``$ssl_client_serial``).
+
+    A plain string of digits is always decimal; write hex made only of the digits
+    0-9 with colons or a ``0x`` prefix. Raises :class:`StepCAError` (``invalid``).
+    """
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("0x") and _HEX.match(text[2:].replace(":", "")):
+            number = int(text[2:].replace(":", ""), 16)
+        elif _COLON_HEX.match(text):
+            number = int(text.replace(":", ""), 16)
+        elif _DECIMAL.match(text):
+            number = int(text, 10)
+        elif _HEX.match(text):
+            number = int(text, 16)
+        else:
+            number = None
+    else:
+        number = None
+    if number is None:
+        raise StepCAError(
+            f"serial must be a certificate serial number in decimal, or in hex with colons,"
+            f" a 0x prefix or the letters a-f, got {value!r}",
+            kind="invalid",
+        )
+    if not 0 < number < _MAX_SERIAL:
+        raise StepCAError(
+            f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}",
+            kind="invalid",
+        )
+    return number
+
+
+def parse_reason_code(value: Any) -> int:
+    """An RFC 5280 reason code from an integer, a digit string or a name.
+
+    Names are case-insensitive and may use ``_``, ``-`` or spaces
+    (``keyCompromise``, ``key_compromise``). 7 is unused in RFC 5280 and 8
+    (``removeFromCRL``) would revoke rather than release, so both are refused.
+    """
+    code: int | None = None
+    if isinstance(value, bool):
+        code = None
+    elif isinstance(value, int):
+        code = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if re.match(r"^-?[0-9]+$", text):
+            code = int(text)
+        else:
+            code = _REASON_BY_FOLDED.get(re.sub(r"[\s_-]", "", text).lower())
+    elif value is None:
+        code = 0
+    known = ", ".join(f"{number} ({name})" for name, number in REVOCATION_REASONS.items())
+    if code is None or code not in REVOCATION_REASONS.values():
+        raise StepCAError(
+            f"reason_code must be an RFC 5280 reason code or its name, got {value!r};"
+            f" known: {known}",
+            kind="invalid",
+        )
+    if code == REVOCATION_REASONS["removeFromCRL"]:
+        raise StepCAError(
+            "reason_code 8 (removeFromCRL) is refused: it would revoke the certificate,"
+            " and step-ca cannot lift a revocation",
+            kind="invalid",
+        )
+    return code
+
+
+def _revoke_target(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The serial to revoke, and facts about the certificate when one was given."""
+    has_serial = params.get("serial") not in (None, "")
+    has_cert = bool(params.get("certificate"))
+    if has_serial == has_cert:
+        raise StepCAError("give exactly one of serial and certificate", kind="invalid")
+    if has_serial:
+        return parse_serial(params["serial"]), {}
+    try:
+        cert = x509.load_pem_x509_certificate(params["certificate"].encode())
+    except ValueError:
+        raise StepCAError("certificate is not a PEM certificate", kind="invalid") from None
+    facts = {
+        "subject": cert.subject.rfc4514_string(),
+        "not_after": _rfc3339(_not_valid_after(cert)),
+    }
+    return parse_serial(cert.serial_number), facts
+
+
+def _provisioner_password(params: dict[str, Any]) -> bytes:
+    if params.get("provisioner_password_file"):
+        return read_password_file(params["provisioner_password_file"])
+    password = (params.get("provisioner_password") or "").encode()
+    if not password:
+        raise StepCAError("provisioner_password is empty", kind="invalid")
+    return password
+
+
+def is_already_revoked(exc: StepCAError) -> bool:
+    """Whether ``exc`` is step-ca 0.19's answer to revoking a revoked serial again."""
+    return exc.status == 400 and _ALREADY_REVOKED in str(exc)
+
+
+def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """The ``step_ca_revoke`` module: passive revocation, honest about ``changed``.
+
+    step-ca 0.19 has no read-only way to ask whether a serial is revoked, so a
+    revocation is attempted, and the CA's "already revoked" answer (HTTP 400)
+    becomes ``changed=False``. Check mode validates everything locally, reads the
+    password file, and contacts no CA; it predicts ``changed=True``.
+    """
+    serial, facts = _revoke_target(params)
+    reason_code = parse_reason_code(params.get("reason_code"))
+    reason = params.get("reason") or ""
+    client = client_from_params(params)
+    password = _provisioner_password(params)
+    result: dict[str, Any] = {
+        "changed": True,
+        "provisioner": params["provisioner"],
+        "serial": str(serial),
+        "serial_hex": serial_hex(serial),
+        "reason_code": reason_code,
+        "reason": reason,
+        "revoked": False,
+        **facts,
+    }
+    if reason_code == REVOCATION_REASONS["certificateHold"]:
+        result["warnings"] = [
+            "reason_code 6 (certificateHold) is permanent with step-ca 0.19:"
+            " a passive revocation cannot be lifted"
+        ]
+    if check_mode:
+        return result
+    key = client.provisioner_key(params["provisioner"], password)
+    try:
+        client.revoke(key, serial, reason=reason, reason_code=reason_code)
+    except StepCAError as exc:
+        if not is_already_revoked(exc):
+            raise
+        result["changed"] = False
+        result["already_revoked"] = True
+    else:
+        result["already_revoked"] = False
+    result["revoked"] = True
+    result["root_fingerprint"] = client.root_fingerprint
+    return result
