@@ -15,6 +15,7 @@ SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 export PATH := $(VENV)/bin:$(PATH)
 export MTLS_ENGINE
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+export MTLS_STEP_CA_BINARY := $(CURDIR)/build/step-ca
 ifeq ($(MTLS_ENGINE),podman)
 export DOCKER_HOST := unix://$(CURDIR)/.run/podman.sock
 endif
@@ -78,7 +79,7 @@ lint: venv ## yamllint, ansible-lint (production profile) and ruff
 
 .PHONY: unit
 unit: venv step-ca ## Unit tests for module_utils and modules (real step-ca on loopback)
-	MTLS_STEP_CA_BINARY=$(CURDIR)/build/step-ca pytest tests/unit
+	pytest tests/unit
 
 .PHONY: molecule
 molecule: setup ## Run every Molecule scenario (SCENARIOS="a b" to choose)
