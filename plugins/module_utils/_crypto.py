@@ -518,7 +518,7 @@ def _san_of_general_name(name: x509.GeneralName) -> San:
     if isinstance(name, x509.IPAddress):
         return San("IP", str(name.value))
     if isinstance(name, x509.RFC822Name):
-        local, _, domain = name.value.rpartition("@")
+        local, _at, domain = name.value.rpartition("@")
         return San("email", f"{local}@{domain.lower()}" if local else name.value)
     if isinstance(name, x509.UniformResourceIdentifier):
         return San("URI", name.value)
@@ -879,7 +879,7 @@ def chains_to(
     anchor_prints = {_fingerprint(anchor) for anchor in anchors}
     pool = list(intermediates or [])
     current, seen = cert, set()
-    for _ in range(max_depth):
+    for _depth in range(max_depth):
         if _fingerprint(current) in anchor_prints:
             return True, f"is trust anchor {current.subject.rfc4514_string()!r}"
         for anchor in anchors:
