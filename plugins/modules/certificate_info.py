@@ -37,8 +37,9 @@ attributes:
 options:
   path:
     description:
-      - Path of the certificate (PEM or DER). With a PEM bundle the first certificate is
-        inspected. A missing file is not an error; RV(needs_signing) is then V(true).
+      - Path of the certificate (PEM or DER). With a PEM bundle (a full chain) the first
+        certificate is inspected and the others are used as intermediates.
+      - A missing file is not an error; RV(needs_signing) is then V(true).
     type: path
     required: true
   chain_path:
@@ -324,7 +325,7 @@ def _inspect(params: dict) -> dict:
     if data is None:
         return {"exists": False, "needs_signing": True, "reason": "missing", "reasons": ["missing"]}
     try:
-        cert = _crypto.load_certificate(data, path)
+        cert, *bundled = _crypto.load_certificates(data, path)
     except _crypto.CryptoError as exc:
         reason = f"certificate unreadable: {exc}"
         return {"exists": True, "needs_signing": True, "reason": reason, "reasons": [reason]}
@@ -341,9 +342,10 @@ def _inspect(params: dict) -> dict:
     if params["ca_path"]:
         anchors_data = _read_required(params["ca_path"], "trust bundle")
         desired.anchors = _crypto.load_certificates(anchors_data, params["ca_path"])
+    desired.intermediates = list(bundled)
     if params["chain_path"]:
         chain_data = _read_required(params["chain_path"], "chain file")
-        desired.intermediates = _crypto.load_certificates(chain_data, params["chain_path"])
+        desired.intermediates += _crypto.load_certificates(chain_data, params["chain_path"])
 
     verdict = _crypto.evaluate_certificate(cert, desired)
     reasons = pre_reasons + verdict.reasons

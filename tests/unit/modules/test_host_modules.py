@@ -390,3 +390,18 @@ def test_certificate_info_bad_input_fails(run_module, deployed, extra, message):
     result = run_module(certificate_info, _info_args(deployed, **extra))
     assert result["failed"] is True
     assert result["msg"].startswith(message)
+
+
+def test_certificate_info_full_chain_in_path(run_module, deployed):
+    deployed["cert"].write_bytes(deployed["chain"].read_bytes())
+    result = run_module(certificate_info, _info_args(deployed, chain_path=None))
+    assert result["chains_to_trust"] is True, result["trust_message"]
+    assert result["needs_signing"] is False
+    without_chain = dict(_info_args(deployed, chain_path=None))
+    deployed["cert"].write_bytes(
+        deployed["chain"].read_bytes().split(b"-----END CERTIFICATE-----")[0]
+        + b"-----END CERTIFICATE-----\n"
+    )
+    result = run_module(certificate_info, without_chain)
+    assert result["chains_to_trust"] is False
+    assert result["reason"].startswith("certificate does not chain to the trust bundle: no issuer")
