@@ -21,20 +21,27 @@ description:
   - "Meant to run on the controller (C(delegate_to: localhost)), so that the provisioner
     password never reaches the hosts."
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mtls.rollout.ca_connection
 attributes:
   check_mode:
     support: full
+    description: Validates the inputs locally and reports C(changed) without contacting the CA.
     details:
       - In check mode the serial, reason code, root and password file are checked
         locally and the CA is not contacted. step-ca 0.19 offers no read-only way to
         ask whether a serial is revoked, so check mode always reports C(changed).
   diff_mode:
     support: none
+    description:
+      - There is nothing to show as a diff; RV(serial_hex) and RV(reason_code) say what was
+        revoked.
   idempotent:
     support: partial
+    description:
+      - A real run for a serial that is already revoked reports C(changed=false); check mode
+        cannot tell.
     details:
       - Revoking a serial that is already revoked reports C(changed=false) and
         RV(already_revoked=true); step-ca 0.19 answers such a request with HTTP 400

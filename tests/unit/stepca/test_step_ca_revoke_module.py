@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """step_ca_revoke run by ansible-playbook against the session step-ca.
 
-One playbook: sign a certificate with step_ca_sign, then revoke it four times
-(check, real, check, real), by serial in NGINX's hex form and by certificate,
-and fail with a wrong password. The details are tested on _stepca directly
+One playbook revokes a certificate four times (check, real, check, real), by
+its serial in NGINX's hex form and in decimal, revokes another by its PEM, and
+fails with a wrong password. The certificates are signed in Python beforehand
+to keep the playbook short; the details are tested on _stepca directly
 (test_stepca_revoke.py).
 """
 
@@ -33,19 +34,11 @@ PLAYBOOK = """
       retries: 1
       provisioner: clients
   tasks:
-    - name: Sign two client certificates
-      mtls.rollout.step_ca_sign:
-        <<: *conn
-        provisioner_password_file: "{{ clients_password_file }}"
-        csrs: "{{ csrs }}"
-        duration: 1h
-      register: signed
-
     - name: Revoke the first by its hex serial, in check mode
       mtls.rollout.step_ca_revoke:
         <<: *conn
         provisioner_password: "{{ clients_password }}"
-        serial: "{{ signed.certificates[0].serial_hex }}"
+        serial: "{{ first.serial_hex }}"
         reason_code: keyCompromise
         reason: unit test
       check_mode: true
@@ -55,7 +48,7 @@ PLAYBOOK = """
       mtls.rollout.step_ca_revoke:
         <<: *conn
         provisioner_password: "{{ clients_password }}"
-        serial: "{{ signed.certificates[0].serial_hex }}"
+        serial: "{{ first.serial_hex }}"
         reason_code: keyCompromise
         reason: unit test
       register: real1
@@ -64,7 +57,7 @@ PLAYBOOK = """
       mtls.rollout.step_ca_revoke:
         <<: *conn
         provisioner_password: "{{ clients_password }}"
-        serial: "{{ signed.certificates[0].serial_hex }}"
+        serial: "{{ first.serial_hex }}"
         reason_code: keyCompromise
       check_mode: true
       register: check2
@@ -73,7 +66,7 @@ PLAYBOOK = """
       mtls.rollout.step_ca_revoke:
         <<: *conn
         provisioner_password: "{{ clients_password }}"
-        serial: "{{ signed.certificates[0].serial }}"
+        serial: "{{ first.serial }}"
         reason_code: 1
       register: real2
 
@@ -81,7 +74,7 @@ PLAYBOOK = """
       mtls.rollout.step_ca_revoke:
         <<: *conn
         provisioner_password_file: "{{ clients_password_file }}"
-        certificate: "{{ signed.certificates[1].fullchain }}"
+        certificate: "{{ second.fullchain }}"
         reason_code: superseded
       register: by_cert
 
@@ -93,20 +86,10 @@ PLAYBOOK = """
       register: wrong
       failed_when: false
 
-    - name: Reason code 7 is refused
-      mtls.rollout.step_ca_revoke:
-        <<: *conn
-        provisioner_password: "{{ clients_password }}"
-        serial: "12345"
-        reason_code: 7
-      register: bad_code
-      failed_when: false
-
     - name: Save the results for the test
       ansible.builtin.copy:
-        content: "{{ {'signed': signed, 'check1': check1, 'real1': real1, 'check2': check2,
-                      'real2': real2, 'by_cert': by_cert, 'wrong': wrong,
-                      'bad_code': bad_code} | to_json }}"
+        content: "{{ {'check1': check1, 'real1': real1, 'check2': check2, 'real2': real2,
+                      'by_cert': by_cert, 'wrong': wrong} | to_json }}"
         dest: "{{ out }}"
         mode: "0600"
 """
@@ -121,16 +104,24 @@ def run(step_ca, tmp_path_factory):
         pytest.skip("ansible-playbook is not installed next to this Python")
     work = tmp_path_factory.mktemp("revoke-module")
     (work / "play.yml").write_text(PLAYBOOK)
+    client = step_ca.client()
+    key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
+    signed = client.sign_many(
+        key,
+        [
+            _stepca.SignRequest(csr=make_csr("Mallory", emails=("mallory@example.com",))),
+            _stepca.SignRequest(csr=make_csr("Trent", emails=("trent@example.com",))),
+        ],
+        workers=2,
+    )
     extra = {
         "ca_url": step_ca.url,
         "root_fingerprint": step_ca.root_fingerprint,
         "clients_password_file": step_ca.clients_password_file,
         "clients_password": CLIENTS_PASSWORD,
         "wrong_password": WRONG_PASSWORD,
-        "csrs": [
-            make_csr("Mallory", emails=("mallory@example.com",)),
-            make_csr("Trent", emails=("trent@example.com",)),
-        ],
+        "first": signed[0].as_dict(),
+        "second": signed[1].as_dict(),
         "out": str(work / "out.json"),
         "ansible_python_interpreter": sys.executable,
     }
@@ -155,12 +146,14 @@ def run(step_ca, tmp_path_factory):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads((work / "out.json").read_text()), proc.stdout + proc.stderr
+    results = json.loads((work / "out.json").read_text())
+    results["signed"] = [item.as_dict() for item in signed]
+    return results, proc.stdout + proc.stderr
 
 
 def test_four_runs(run):
     results, _ = run
-    first = results["signed"]["certificates"][0]
+    first = results["signed"][0]
     check1, real1, check2, real2 = (results[k] for k in ("check1", "real1", "check2", "real2"))
     assert (check1["changed"], check1["revoked"]) == (True, False)
     assert "already_revoked" not in check1
@@ -177,7 +170,7 @@ def test_four_runs(run):
 
 def test_by_certificate(run):
     results, _ = run
-    second = results["signed"]["certificates"][1]
+    second = results["signed"][1]
     by_cert = results["by_cert"]
     assert by_cert["changed"] is True
     assert by_cert["serial"] == second["serial"]
@@ -190,9 +183,6 @@ def test_failures_are_clear_and_secret_free(run):
     wrong = results["wrong"]
     assert wrong["error_kind"] == "wrong_password"
     assert "wrong password for provisioner 'clients'" in wrong["msg"]
-    bad_code = results["bad_code"]
-    assert bad_code["error_kind"] == "invalid"
-    assert "reason_code must be an RFC 5280 reason code" in bad_code["msg"]
     everything = output + json.dumps(results)
     for secret in (WRONG_PASSWORD, CLIENTS_PASSWORD):
         assert secret not in everything
