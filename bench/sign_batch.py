@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEALTH_TIMEOUT = 30.0
 MAX_COUNT = 1000
 MAX_ROUNDS = 10
+MAX_RTT_MS = 500
 
 
 def _make_collection_importable() -> None:
@@ -129,6 +132,7 @@ class CA:
         )
         ca_json = workdir / "ca.json"
         ca_json.write_text(json.dumps(config, indent=2))
+        self.port = port
         self.url = f"https://127.0.0.1:{port}"
         self.root_pem = _pem(root).decode()
         self.log = workdir / "step-ca.log"
@@ -140,8 +144,9 @@ class CA:
                 stdin=subprocess.DEVNULL,
             )
 
-    def client(self, timeout: float) -> _stepca.StepCAClient:
-        return _stepca.StepCAClient(self.url, root_pem=self.root_pem, timeout=timeout, retries=1)
+    def client(self, timeout: float, port: int | None = None) -> _stepca.StepCAClient:
+        url = f"https://127.0.0.1:{port}" if port else self.url
+        return _stepca.StepCAClient(url, root_pem=self.root_pem, timeout=timeout, retries=1)
 
     def wait_healthy(self) -> str:
         client = self.client(timeout=2.0)
@@ -176,6 +181,97 @@ class CA:
                 self.proc.wait(timeout=10)
 
 
+class DelayProxy:
+    """A loopback TCP forwarder that adds ``rtt / 2`` to every chunk in each direction.
+
+    It stands in for a CA across a network: every TLS and HTTP round trip through
+    it takes ``rtt`` longer. Chunks keep their order and are delivered at
+    arrival + rtt/2, so a burst is delayed once, not once per chunk.
+    """
+
+    def __init__(self, target_port: int, rtt: float) -> None:
+        self.target_port = target_port
+        self.delay = rtt / 2
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._open: dict[tuple[socket.socket, socket.socket], int] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.settimeout(None)
+                # The delay is ours to add: keep Nagle's algorithm out of the numbers.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pair = (client, upstream)
+            with self._lock:
+                self._open[pair] = 2  # directions still running
+            for src, dst in ((client, upstream), (upstream, client)):
+                chunks: queue.Queue = queue.Queue()
+                threading.Thread(target=self._read, args=(src, chunks), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, chunks, pair), daemon=True).start()
+
+    def _read(self, src: socket.socket, chunks: queue.Queue) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                chunks.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+        except OSError:
+            chunks.put((time.monotonic(), b""))
+
+    def _write(self, dst: socket.socket, chunks: queue.Queue, pair: tuple) -> None:
+        try:
+            while True:
+                due, data = chunks.get(timeout=60)
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    break
+                dst.sendall(data)
+        except (OSError, queue.Empty):
+            pass
+        with self._lock:
+            if pair not in self._open:  # stop() has closed it already
+                return
+            self._open[pair] -= 1
+            done = self._open[pair] == 0
+            if done:
+                del self._open[pair]
+        if done:  # both directions finished: free the file descriptors
+            for sock in pair:
+                sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            pairs = list(self._open)
+            self._open.clear()
+        for pair in pairs:
+            for sock in pair:
+                sock.close()
+
+
 def _csr(index: int) -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     name = f"host-{index:04d}.bench.test"
@@ -206,9 +302,12 @@ def run(args: argparse.Namespace) -> int:
     password = secrets.token_urlsafe(24).encode()
     with tempfile.TemporaryDirectory(prefix="mtls-bench-") as tmp:
         ca = CA(args.binary, Path(tmp), password)
+        proxy: DelayProxy | None = None
         try:
             version = ca.wait_healthy()
-            client = ca.client(timeout=args.timeout)
+            if args.rtt_ms:
+                proxy = DelayProxy(ca.port, args.rtt_ms / 1000)
+            client = ca.client(timeout=args.timeout, port=proxy.port if proxy else None)
             requests = [_stepca.SignRequest(csr=_csr(i), duration="1h") for i in range(args.count)]
 
             # Untimed warm-up: first TLS handshakes, the CA's database, our imports.
@@ -251,12 +350,16 @@ def run(args: argparse.Namespace) -> int:
                 for label, func in modes[shift:] + modes[:shift]:
                     times[label].append(_timed(func, args.count, label))
         finally:
+            if proxy is not None:
+                proxy.stop()
             ca.stop()
 
     print(
         f"step-ca {version} on 127.0.0.1; {args.count} CSRs (EC P-256); {args.rounds} round(s),"
         f" median shown; {os.cpu_count()} CPU(s)"
     )
+    if args.rtt_ms:
+        print(f"added round-trip time: {args.rtt_ms} ms (loopback delay proxy)")
     print(
         f"one provisioner key decryption: {decrypt_seconds * 1000:.1f} ms"
         f" (median of 5, p2c={iterations})"
@@ -302,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         type=_bounded_int(1, MAX_ROUNDS),
         default=1,
         help="repeat the three modes and report medians (1)",
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        type=_bounded_int(0, MAX_RTT_MS),
+        default=0,
+        help="add this round-trip time with a loopback delay proxy, like a remote CA (0)",
     )
     parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per HTTP request to the CA (10)"
