@@ -5,8 +5,9 @@
 Importing this module never fails: check :data:`HAS_CRYPTOGRAPHY` (and report
 :data:`CRYPTOGRAPHY_IMPORT_ERROR`) before calling anything that needs cryptography.
 
-Everything here works with cryptography 38 (Debian 12's python3-cryptography) and newer;
-newer-only helpers are used only when present.
+Everything here works with cryptography 3.4 (Ubuntu 22.04), 38 (Debian 12) and newer; the
+unit tests pass on 3.4.8, 38.0.4 and 50. Newer-only helpers (``not_valid_after_utc``,
+``verify_directly_issued_by``) are used only when present.
 
 Public API. Modules call :func:`require_cryptography` first; everything else raises
 :class:`CryptoError` with a message naming the bad value.
@@ -68,7 +69,7 @@ def require_cryptography(module: Any) -> None:
     from ansible.module_utils.basic import missing_required_lib
 
     module.fail_json(
-        msg=missing_required_lib("cryptography >= 38 (Debian: python3-cryptography)"),
+        msg=missing_required_lib("cryptography >= 3.4 (Debian/Ubuntu: python3-cryptography)"),
         exception=CRYPTOGRAPHY_IMPORT_ERROR,
     )
 

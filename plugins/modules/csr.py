@@ -21,7 +21,7 @@ description:
 author:
   - mtls.rollout maintainers (!UNKNOWN)
 requirements:
-  - cryptography >= 38 on the managed host (Debian 12 C(python3-cryptography))
+  - cryptography >= 3.4 on the managed host (C(python3-cryptography) on Debian 12 or Ubuntu 22.04)
 extends_documentation_fragment:
   - ansible.builtin.files
 attributes:
