@@ -1355,7 +1355,11 @@ def _revoke_target(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     try:
         cert = x509.load_pem_x509_certificate(params["certificate"].encode())
     except ValueError:
-        raise StepCAError("certificate is not a PEM certificate", kind="invalid") from None
+        raise StepCAError(
+            "certificate is not a PEM certificate; give the PEM text itself, for example"
+            " with lookup('ansible.builtin.file', path)",
+            kind="invalid",
+        ) from None
     facts = {
         "subject": cert.subject.rfc4514_string(),
         "not_after": _rfc3339(_not_valid_after(cert)),
@@ -1372,9 +1376,14 @@ def _provisioner_password(params: dict[str, Any]) -> bytes:
     return password
 
 
-def is_already_revoked(exc: StepCAError) -> bool:
-    """Whether ``exc`` is step-ca 0.19's answer to revoking a revoked serial again."""
-    return exc.status == 400 and _ALREADY_REVOKED in str(exc)
+def is_already_revoked(exc: StepCAError, serial: int | None = None) -> bool:
+    """Whether ``exc`` is step-ca 0.19's answer to revoking a revoked serial again.
+
+    With ``serial``, the answer must also name that serial (in decimal).
+    """
+    if exc.status != 400 or _ALREADY_REVOKED not in str(exc):
+        return False
+    return serial is None or f"'{serial}' {_ALREADY_REVOKED}" in str(exc)
 
 
 def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
@@ -1411,7 +1420,7 @@ def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     try:
         client.revoke(key, serial, reason=reason, reason_code=reason_code)
     except StepCAError as exc:
-        if not is_already_revoked(exc):
+        if not is_already_revoked(exc, serial):
             raise
         result["changed"] = False
         result["already_revoked"] = True

@@ -325,6 +325,8 @@ def test_is_already_revoked_needs_the_400_and_the_text():
     assert _stepca.is_already_revoked(_stepca.StepCAError(text, status=400))
     assert not _stepca.is_already_revoked(_stepca.StepCAError(text, status=500))
     assert not _stepca.is_already_revoked(_stepca.StepCAError("bad request", status=400))
+    assert _stepca.is_already_revoked(_stepca.StepCAError(text, status=400), 5)
+    assert not _stepca.is_already_revoked(_stepca.StepCAError(text, status=400), 55)
 
 
 def test_ca_does_not_compare_token_subject_with_serial(step_ca, clients_key, issue):
