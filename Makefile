@@ -31,7 +31,6 @@ help: ## List the targets
 demo: setup ## Roll out mTLS into local containers (ca, web, client) and show curl 403/200
 	ansible-playbook inventories/demo/up.yml
 	ansible-playbook -i inventories/demo/hosts.yml site.yml
-	ansible-playbook -i inventories/demo/hosts.yml inventories/demo/check.yml
 
 .PHONY: demo-down
 demo-down: ## Remove the demo containers
