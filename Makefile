@@ -70,11 +70,15 @@ image: engine ## Build the Debian 12 systemd base image for the test containers 
 	scripts/build-base-image.sh
 
 .PHONY: lint
-lint: venv ## yamllint, ansible-lint (production profile) and ruff
+lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, and ansible-test sanity
 	yamllint --strict .
 	ansible-lint
 	ruff check .
 	ruff format --check .
+
+.PHONY: sanity
+sanity: venv ## ansible-test sanity (validate-modules) on every module
+	tests/sanity.sh
 
 .PHONY: unit
 unit: venv step-ca ## Unit tests for module_utils and modules (real step-ca on loopback)

@@ -19,18 +19,21 @@ description:
     are never returned.
   - Can wait, for a bounded time, until the CA answers C(/health) with C(ok).
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mtls.rollout.ca_connection
 attributes:
   check_mode:
     support: full
+    description: Only reads, so it runs the same in check mode.
     details:
       - The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: Only reads; there is nothing to compare.
   idempotent:
     support: full
+    description: Only reads.
 options:
   wait_timeout:
     description:

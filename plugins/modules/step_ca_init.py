@@ -21,19 +21,21 @@ description:
     those with C(server) serverAuth-only ones, through X.509 templates.
   - Used by the C(mtls.rollout.step_ca) role.
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 requirements:
   - cryptography >= 3.4 on the CA host
 attributes:
   check_mode:
     support: full
+    description: Plans every change and writes nothing.
   diff_mode:
     support: full
+    description: Shows subjects, fingerprints, expiry dates, provisioner names and key ids.
     details:
-      - The diff shows subjects, fingerprints, expiry dates, provisioner names and key ids.
       - It never shows keys.
   idempotent:
     support: full
+    description: Existing keys and certificates are kept unless O(regenerate=true).
 options:
   config_dir:
     description: Folder for C(certs/), C(secrets/) and C(config/ca.json).
@@ -152,15 +154,20 @@ changed_reasons:
 
 import os
 import tempfile
+import traceback
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_init
+try:
+    from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_init
+except ImportError:  # cryptography is missing on the CA host
+    _stepca_init = None
+    IMPORT_ERROR = traceback.format_exc()
 
 PROVISIONER_SPEC = {
     "name": {"type": "str", "required": True},
     "password": {"type": "str", "required": True, "no_log": True},
-    "profile": {"type": "str", "choices": list(_stepca_init.PROFILES), "default": "any"},
+    "profile": {"type": "str", "choices": ["client", "server", "any"], "default": "any"},
     "default_duration": {"type": "str", "default": "24h"},
     "min_duration": {"type": "str", "default": "5m"},
     "max_duration": {"type": "str", "default": "24h"},
@@ -185,7 +192,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def _write(change: _stepca_init.FileChange) -> None:
+def _write(change) -> None:
     """Write through a 0600 temp file in the target folder, then rename it into place.
 
     The final mode and owner are set by _set_attributes; until then the file
@@ -216,6 +223,8 @@ def _set_attributes(module, layout, params, changed: bool) -> bool:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if _stepca_init is None:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=IMPORT_ERROR)
     params = module.params
     try:
         plan = _stepca_init.plan(params)

@@ -20,19 +20,22 @@ description:
   - Every request is checked locally first (CSR signature, times, the provisioner's
     duration limits), so one bad item fails the call before the CA issues anything.
 author:
-  - mtls.rollout maintainers
+  - mtls.rollout maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mtls.rollout.ca_connection
 attributes:
   check_mode:
     support: full
+    description: Validates the CSRs and reports a change without contacting the CA.
     details:
       - In check mode the CSRs are validated and the module reports C(changed) without
         contacting the CA.
   diff_mode:
     support: none
+    description: Signing has no before and after to compare.
   idempotent:
     support: none
+    description: Every run issues new certificates.
     details:
       - Every run issues new certificates. Decide whether to sign beforehand, for example
         with M(mtls.rollout.certificate_info) as the C(mtls.rollout.certificate) role does.

@@ -65,8 +65,7 @@ def test_ca_json_holds_no_password_and_keys_are_encrypted(ca):
 def test_certificate_chains_to_the_root(container, name, host):
     target = container(host)
     result = target.run(
-        f"openssl verify -CAfile {BUNDLE} -untrusted {CERT_DIR}/{name}.crt "
-        f"{CERT_DIR}/{name}.crt"
+        f"openssl verify -CAfile {BUNDLE} -untrusted {CERT_DIR}/{name}.crt {CERT_DIR}/{name}.crt"
     )
     assert result.rc == 0, result.stderr
     assert result.stdout.strip().endswith(": OK")
