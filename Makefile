@@ -37,7 +37,7 @@ demo-down: ## Remove the demo containers
 	ansible-playbook inventories/demo/down.yml
 
 .PHONY: test
-test: lint unit molecule ## Lint, unit tests, then every Molecule scenario
+test: lint unit package molecule ## Lint, unit tests, package check, then every Molecule scenario
 
 .PHONY: setup
 setup: venv step-ca engine image ## Everything the tests need: venv, step-ca, container engine, base image
@@ -91,6 +91,16 @@ molecule: setup ## Run every Molecule scenario (SCENARIOS="a b" to choose)
 	  molecule test -s $$scenario || exit 1; \
 	  echo "==> $$scenario passed in $$((SECONDS - start)) s"; \
 	done
+
+.PHONY: package
+package: venv ## Build the collection tarball and prove it installs
+	rm -rf build/package && mkdir -p build/package
+	ansible-galaxy collection build --output-path build/package
+	cd build/package && ansible-galaxy collection install --force \
+	  --collections-path installed mtls-rollout-*.tar.gz
+	test -f build/package/installed/ansible_collections/mtls/rollout/plugins/modules/step_ca_sign.py
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/package/installed ansible-doc mtls.rollout.step_ca_sign >/dev/null
+	@echo "package: $$(ls build/package/*.tar.gz) builds and installs"
 
 .PHONY: clean
 clean: ## Destroy test containers, stop the podman service, remove build links
