@@ -29,9 +29,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from cryptography import x509
@@ -1429,3 +1432,27 @@ def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     result["revoked"] = True
     result["root_fingerprint"] = client.root_fingerprint
     return result
+
+
+def run_module(
+    argument_spec: dict[str, Any],
+    rules: dict[str, Any],
+    action: Callable[[dict[str, Any], bool], dict[str, Any]],
+) -> None:
+    """The whole ``main()`` of a step-ca module: parse the options, run ``action``, report.
+
+    ``action(params, check_mode)`` returns the result; a :class:`StepCAError` becomes
+    ``fail_json`` with its message, ``error_kind``, and the failed batch positions if any.
+    """
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
+    if CRYPTOGRAPHY_IMPORT_ERROR:
+        module.fail_json(
+            msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR
+        )
+    try:
+        result = action(module.params, module.check_mode)
+    except StepCAError as exc:
+        failed = getattr(exc, "failed", None)
+        extra = {"failed_items": failed} if failed else {}
+        module.fail_json(msg=str(exc), error_kind=exc.kind, **extra)
+    module.exit_json(**result)

@@ -119,26 +119,16 @@ error_kind:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
 
 
+def _info(params: dict, _check_mode: bool) -> dict:
+    # Only reads: check mode changes nothing.
+    return _stepca.run_info(params)
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=_stepca.INFO_ARGUMENT_SPEC,
-        supports_check_mode=True,
-        **_stepca.MODULE_CONNECTION_RULES,
-    )
-    if _stepca.CRYPTOGRAPHY_IMPORT_ERROR:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=_stepca.CRYPTOGRAPHY_IMPORT_ERROR
-        )
-    try:
-        result = _stepca.run_info(module.params)
-    except _stepca.StepCAError as exc:
-        module.fail_json(msg=str(exc), error_kind=exc.kind)
-    module.exit_json(**result)
+    _stepca.run_module(_stepca.INFO_ARGUMENT_SPEC, _stepca.MODULE_CONNECTION_RULES, _info)
 
 
 if __name__ == "__main__":

@@ -205,26 +205,11 @@ error_kind:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=_stepca.REVOKE_ARGUMENT_SPEC,
-        supports_check_mode=True,
-        **_stepca.REVOKE_RULES,
-    )
-    if _stepca.CRYPTOGRAPHY_IMPORT_ERROR:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=_stepca.CRYPTOGRAPHY_IMPORT_ERROR
-        )
-    try:
-        result = _stepca.run_revoke(module.params, module.check_mode)
-    except _stepca.StepCAError as exc:
-        module.fail_json(msg=str(exc), error_kind=exc.kind)
-    module.exit_json(**result)
+    _stepca.run_module(_stepca.REVOKE_ARGUMENT_SPEC, _stepca.REVOKE_RULES, _stepca.run_revoke)
 
 
 if __name__ == "__main__":

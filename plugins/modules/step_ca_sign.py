@@ -219,27 +219,11 @@ failed_items:
   elements: int
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=_stepca.SIGN_ARGUMENT_SPEC,
-        supports_check_mode=True,
-        **_stepca.SIGN_RULES,
-    )
-    if _stepca.CRYPTOGRAPHY_IMPORT_ERROR:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=_stepca.CRYPTOGRAPHY_IMPORT_ERROR
-        )
-    try:
-        result = _stepca.run_sign(module.params, module.check_mode)
-    except _stepca.StepCAError as exc:
-        extra = {"failed_items": exc.failed} if getattr(exc, "failed", None) else {}
-        module.fail_json(msg=str(exc), error_kind=exc.kind, **extra)
-    module.exit_json(**result)
+    _stepca.run_module(_stepca.SIGN_ARGUMENT_SPEC, _stepca.SIGN_RULES, _stepca.run_sign)
 
 
 if __name__ == "__main__":
