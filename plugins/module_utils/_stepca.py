@@ -41,7 +41,7 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
-    from ansible_collections.mtls.rollout.plugins.module_utils import _jose
+    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _jose
 except ImportError as _exc:  # modules report it with missing_required_lib
     CRYPTOGRAPHY_IMPORT_ERROR: str | None = f"{type(_exc).__name__}: {_exc}"
 else:
@@ -208,20 +208,6 @@ def _resolve(value: str | None, base: datetime.datetime) -> datetime.datetime | 
         return _parse_rfc3339(value)
     except ValueError:
         return base + parse_go_duration(value)
-
-
-def _not_valid_after(cert: x509.Certificate) -> datetime.datetime:
-    value = getattr(cert, "not_valid_after_utc", None)
-    if value is None:  # cryptography < 42
-        value = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
-    return value
-
-
-def _not_valid_before(cert: x509.Certificate) -> datetime.datetime:
-    value = getattr(cert, "not_valid_before_utc", None)
-    if value is None:  # cryptography < 42
-        value = cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
-    return value
 
 
 def _rfc3339(value: datetime.datetime) -> str:
@@ -996,8 +982,8 @@ def _signed_from_answer(answer: Any, label: str) -> SignedCertificate:
         certificate=leaf_pem,
         chain=chain_pems,
         serial=leaf.serial_number,
-        not_before=_rfc3339(_not_valid_before(leaf)),
-        not_after=_rfc3339(_not_valid_after(leaf)),
+        not_before=_rfc3339(_crypto.not_valid_before(leaf)),
+        not_after=_rfc3339(_crypto.not_valid_after(leaf)),
         subject=leaf.subject.rfc4514_string(),
         sans=_san_strings(leaf),
     )
@@ -1174,7 +1160,7 @@ def _cert_facts(cert: x509.Certificate) -> dict[str, Any]:
     return {
         "subject": cert.subject.rfc4514_string(),
         "fingerprint": fingerprint(cert),
-        "not_after": _rfc3339(_not_valid_after(cert)),
+        "not_after": _rfc3339(_crypto.not_valid_after(cert)),
     }
 
 
@@ -1365,7 +1351,7 @@ def _revoke_target(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         ) from None
     facts = {
         "subject": cert.subject.rfc4514_string(),
-        "not_after": _rfc3339(_not_valid_after(cert)),
+        "not_after": _rfc3339(_crypto.not_valid_after(cert)),
     }
     return parse_serial(cert.serial_number), facts
 

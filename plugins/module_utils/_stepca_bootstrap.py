@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _jose
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _jose
 
 ROOT_VALIDITY = datetime.timedelta(days=3652)  # ~10 years
 INTERMEDIATE_VALIDITY = datetime.timedelta(days=1826)  # ~5 years
@@ -115,10 +115,7 @@ def make_intermediate(
     Its validity never extends past the root's.
     """
     now = _now()
-    root_not_after = getattr(root_cert, "not_valid_after_utc", None)
-    if root_not_after is None:  # cryptography < 42
-        root_not_after = root_cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
-    not_after = min(now + INTERMEDIATE_VALIDITY, root_not_after)
+    not_after = min(now + INTERMEDIATE_VALIDITY, _crypto.not_valid_after(root_cert))
     try:
         root_ski = root_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski)

@@ -17,10 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _jose, _stepca_bootstrap
+from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _crypto,
+    _jose,
+    _stepca,
+    _stepca_bootstrap,
+)
 
 PROFILES = ("client", "server", "any")
 
@@ -105,11 +110,6 @@ class Plan:
     after: dict[str, Any] = field(default_factory=dict)
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    """Hex SHA-256 of the certificate's DER encoding, as step-ca prints it."""
-    return cert.fingerprint(hashes.SHA256()).hex()
-
-
 def _read(path: str) -> bytes | None:
     try:
         with open(path, "rb") as handle:
@@ -156,24 +156,6 @@ def _encrypted_pem(key: ec.EllipticCurvePrivateKey, password: bytes) -> bytes:
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    der = serialization.Encoding.DER
-    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        issuer.public_key().verify(
-            cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
-        )
-    except Exception:  # noqa: BLE001 - any verification failure means "not issued by"
-        return False
-    return True
 
 
 def _template_for(profile: str) -> str | None:
@@ -275,7 +257,7 @@ def plan(params: dict[str, Any]) -> Plan:
     inter_key = None if regenerate else _load_key(layout.intermediate_key, password)
     result.before = _pki_facts(root, inter)
 
-    new_root = root is None or root_key is None or not _same_public_key(root, root_key)
+    new_root = root is None or root_key is None or not _crypto.same_public_key(root, root_key)
     if new_root:
         result.reasons.append("regenerating the PKI" if regenerate else "root CA missing: created")
         root_key = ec.generate_private_key(ec.SECP256R1())
@@ -288,8 +270,8 @@ def plan(params: dict[str, Any]) -> Plan:
         new_root
         or inter is None
         or inter_key is None
-        or not _same_public_key(inter, inter_key)
-        or not _issued_by(inter, root)
+        or not _crypto.same_public_key(inter, inter_key)
+        or not _crypto.is_issued_by(inter, root)
     ):
         if not new_root:
             result.reasons.append("intermediate CA missing or not issued by the root: created")
@@ -326,7 +308,7 @@ def plan(params: dict[str, Any]) -> Plan:
         result.writes.append(FileChange(layout.ca_json, content))
 
     result.root_pem = _pem(root).decode()
-    result.root_fingerprint = fingerprint(root)
+    result.root_fingerprint = _stepca.fingerprint(root)
     result.provisioners = [
         {"name": entry["name"], "kid": entry["key"]["kid"]} for entry in provisioners
     ]
@@ -353,19 +335,14 @@ def _read_config(path: str) -> dict[str, Any]:
     return config
 
 
-def _not_after(cert: x509.Certificate):
-    # not_valid_after_utc arrived in cryptography 42; Debian 12 ships 38.
-    return getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after
-
-
 def _pki_facts(root: x509.Certificate | None, inter: x509.Certificate | None) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for label, cert in (("root", root), ("intermediate", inter)):
         if cert is not None:
             facts[label] = {
                 "subject": cert.subject.rfc4514_string(),
-                "fingerprint": fingerprint(cert),
-                "not_after": _not_after(cert).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "fingerprint": _stepca.fingerprint(cert),
+                "not_after": _crypto.not_valid_after(cert).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
     return facts
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _crypto,
     _jose,
     _stepca,
     _stepca_bootstrap,
@@ -65,7 +66,7 @@ def test_client_profile_john_doe(step_ca, clients_key):
     assert int(result["serial_hex"], 16) == leaf.serial_number
     assert result["not_after"].endswith("Z")
     # The provisioner's default duration (2h) applies.
-    lifetime = _stepca._not_valid_after(leaf) - _stepca._not_valid_before(leaf)
+    lifetime = _crypto.not_valid_after(leaf) - _crypto.not_valid_before(leaf)
     assert abs(lifetime.total_seconds() - 2 * 3600) <= 120
 
 
@@ -76,7 +77,7 @@ def test_server_profile_has_server_auth_only(step_ca, servers_key):
     leaf = _load(signed.certificate)
     assert _ekus(leaf) == [ExtendedKeyUsageOID.SERVER_AUTH]
     assert sorted(signed.sans) == ["192.0.2.10", "web", "web.example.test"]
-    lifetime = _stepca._not_valid_after(leaf) - _stepca._not_valid_before(leaf)
+    lifetime = _crypto.not_valid_after(leaf) - _crypto.not_valid_before(leaf)
     assert abs(lifetime.total_seconds() - 3600) <= 120
 
 
