@@ -14,7 +14,6 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -26,31 +25,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _make_collection_importable() -> None:
-    """Put an ``ansible_collections/mtls/rollout`` path for this checkout on sys.path."""
-    try:
-        import ansible_collections.mtls.rollout.plugins.module_utils._jose  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        return
-    link_root = REPO / "build" / "collections"
-    link = link_root / "ansible_collections" / "mtls" / "rollout"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(REPO, link.parent))
-    sys.path.insert(0, str(link_root))
-
-
-_make_collection_importable()
-
+# tests/unit/conftest.py, loaded first, has put the collection on sys.path.
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _stepca,
     _stepca_bootstrap,
 )
+
+REPO = Path(__file__).resolve().parents[3]
 
 CLIENTS_PASSWORD = "clients-provisioner-password"
 SERVERS_PASSWORD = "servers-provisioner-password"
