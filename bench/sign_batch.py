@@ -9,22 +9,20 @@
 (c) decrypt once, then sign concurrently with StepCAClient.sign_many.
 
 Starts its own step-ca (build/step-ca or $MTLS_STEP_CA_BINARY) on 127.0.0.1 with
-material made by the collection's _stepca_bootstrap, prints wall-clock seconds
-and ratios against the baseline of the same run, and stops the CA it started.
-See bench/README.md.
+material made by the collection's _stepca_bootstrap (with tests/unit/stepca_server.py,
+the step-ca tests' helper), prints wall-clock seconds and ratios against the baseline
+of the same run, and stops the CA it started. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
 import secrets
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,34 +31,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-HEALTH_TIMEOUT = 30.0
 MAX_COUNT = 1000
 MAX_ROUNDS = 10
 MAX_RTT_MS = 500
 
-
-def _make_collection_importable() -> None:
-    """Import the collection from this checkout (through build/collections)."""
-    try:
-        import ansible_collections.mtls.rollout.plugins.module_utils._stepca  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        return
-    link_root = REPO / "build" / "collections"
-    link = link_root / "ansible_collections" / "mtls" / "rollout"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(REPO, link.parent))
-    sys.path.insert(0, str(link_root))
-
-
-_make_collection_importable()
+# The step-ca tests' helper starts the CA; importing it also puts the collection
+# (build/collections) on sys.path, so it comes before the ansible_collections import.
+sys.path.insert(0, str(REPO / "tests" / "unit"))
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from stepca_server import RunningCA, start_step_ca
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _jose,
@@ -80,105 +63,10 @@ class BenchTimeout(Exception):
     """The whole run took longer than --max-seconds."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _write(path: Path, data: bytes, mode: int = 0o600) -> str:
-    path.write_bytes(data)
-    path.chmod(mode)
-    return str(path)
-
-
-def _pem(obj) -> bytes:
-    return obj.public_bytes(serialization.Encoding.PEM)
-
-
-class CA:
-    """A throw-away step-ca in ``workdir``; :meth:`stop` ends the process it started."""
-
-    def __init__(self, binary: str, workdir: Path, password: bytes) -> None:
-        root_key = ec.generate_private_key(ec.SECP256R1())
-        root = _stepca_bootstrap.make_root("mtls.rollout Bench Root CA", root_key)
-        inter_key = ec.generate_private_key(ec.SECP256R1())
-        inter = _stepca_bootstrap.make_intermediate(
-            "mtls.rollout Bench Intermediate CA", root, root_key, inter_key
-        )
-        key_password = secrets.token_hex(16).encode()
-        for sub in ("certs", "secrets", "db"):
-            (workdir / sub).mkdir()
-        root_path = _write(workdir / "certs" / "root_ca.crt", _pem(root), 0o644)
-        inter_path = _write(workdir / "certs" / "intermediate_ca.crt", _pem(inter), 0o644)
-        key_path = _write(
-            workdir / "secrets" / "intermediate_ca_key",
-            inter_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.BestAvailableEncryption(key_password),
-            ),
-        )
-        password_file = _write(workdir / "secrets" / "password", key_password)
-        port = _free_port()
-        config = _stepca_bootstrap.build_ca_config(
-            root_path=root_path,
-            crt_path=inter_path,
-            key_path=key_path,
-            address=f"127.0.0.1:{port}",
-            dns_names=["127.0.0.1"],
-            db_dir=str(workdir / "db"),
-            provisioners=[_stepca_bootstrap.make_jwk_provisioner(PROVISIONER, password, CLAIMS)],
-        )
-        ca_json = workdir / "ca.json"
-        ca_json.write_text(json.dumps(config, indent=2))
-        self.port = port
-        self.url = f"https://127.0.0.1:{port}"
-        self.root_pem = _pem(root).decode()
-        self.log = workdir / "step-ca.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-                [binary, "--password-file", password_file, str(ca_json)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def client(self, timeout: float, port: int | None = None) -> _stepca.StepCAClient:
-        url = f"https://127.0.0.1:{port}" if port else self.url
-        return _stepca.StepCAClient(url, root_pem=self.root_pem, timeout=timeout, retries=1)
-
-    def wait_healthy(self) -> str:
-        client = self.client(timeout=2.0)
-        deadline = time.monotonic() + HEALTH_TIMEOUT
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"step-ca exited with {self.proc.returncode}:\n{self._log_tail()}"
-                )
-            try:
-                if client.health(retry=False).get("status") == "ok":
-                    return client.version().get("version", "?")
-            except _stepca.StepCAError as exc:
-                last = str(exc)
-            time.sleep(0.1)  # bounded poll interval
-        raise RuntimeError(f"step-ca not healthy after {HEALTH_TIMEOUT:g}s ({last})")
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+def _client(ca: RunningCA, timeout: float, port: int | None = None) -> _stepca.StepCAClient:
+    """A client pinned to the CA's root, direct or (with ``port``) through the proxy."""
+    url = f"https://127.0.0.1:{port}" if port else ca.url
+    return _stepca.StepCAClient(url, root_pem=ca.root_pem, timeout=timeout, retries=1)
 
 
 class DelayProxy:
@@ -300,14 +188,17 @@ def _timed(func: Callable[[], list[_stepca.SignedCertificate]], count: int, labe
 
 def run(args: argparse.Namespace) -> int:
     password = secrets.token_urlsafe(24).encode()
-    with tempfile.TemporaryDirectory(prefix="mtls-bench-") as tmp:
-        ca = CA(args.binary, Path(tmp), password)
+    provisioner = _stepca_bootstrap.make_jwk_provisioner(PROVISIONER, password, CLAIMS)
+    with (
+        tempfile.TemporaryDirectory(prefix="mtls-bench-") as tmp,
+        start_step_ca(args.binary, Path(tmp), [provisioner], name="mtls.rollout Bench") as ca,
+    ):
         proxy: DelayProxy | None = None
         try:
-            version = ca.wait_healthy()
+            version = _client(ca, timeout=2.0).version().get("version", "?")
             if args.rtt_ms:
                 proxy = DelayProxy(ca.port, args.rtt_ms / 1000)
-            client = ca.client(timeout=args.timeout, port=proxy.port if proxy else None)
+            client = _client(ca, timeout=args.timeout, port=proxy.port if proxy else None)
             requests = [_stepca.SignRequest(csr=_csr(i), duration="1h") for i in range(args.count)]
 
             # Untimed warm-up: first TLS handshakes, the CA's database, our imports.
@@ -352,7 +243,6 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if proxy is not None:
                 proxy.stop()
-            ca.stop()
 
     print(
         f"step-ca {version} on 127.0.0.1; {args.count} CSRs (EC P-256); {args.rounds} round(s),"

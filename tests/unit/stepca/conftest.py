@@ -3,29 +3,26 @@
 """Fixtures for the step-ca tests: a real step-ca 0.19 on 127.0.0.1, and CSR helpers.
 
 The CA is built with the collection's own ``_stepca_bootstrap`` functions
-(no ``step`` CLI), started once per session on a free port, and stopped at the
-end by terminating the process this fixture started.
+(no ``step`` CLI) by ``tests/unit/stepca_server.py``, started once per session on a
+free port, and stopped at the end by terminating the process this fixture started.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import ssl
-import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-# tests/unit/conftest.py, loaded first, has put the collection on sys.path.
+# tests/unit/conftest.py, loaded first, has put tests/unit and the collection on sys.path.
+from stepca_server import free_port as free_port  # the test modules import it from here
+from stepca_server import pem, start_step_ca, write_file
+
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _stepca,
     _stepca_bootstrap,
@@ -41,7 +38,6 @@ CLAIMS = {
     "maxTLSCertDuration": "24h",
     "defaultTLSCertDuration": "2h",
 }
-HEALTH_TIMEOUT = 30.0
 
 
 @dataclass
@@ -66,41 +62,6 @@ class StepCA:
         return _stepca.StepCAClient(self.url, **kwargs)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _pem(obj) -> bytes:
-    return obj.public_bytes(serialization.Encoding.PEM)
-
-
-def _write(path: Path, data: bytes, mode: int = 0o600) -> str:
-    path.write_bytes(data)
-    path.chmod(mode)
-    return str(path)
-
-
-def _wait_healthy(url: str, root_pem: str, proc: subprocess.Popen, log: Path) -> None:
-    context = ssl.create_default_context(cadata=root_pem)
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    last = ""
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"step-ca exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", context=context, timeout=2) as answer:
-                if json.loads(answer.read()).get("status") == "ok":
-                    return
-        except OSError as exc:
-            last = str(exc)
-        # Bounded poll interval, not a fixed wait for the service.
-        time.sleep(0.1)
-    raise RuntimeError(f"step-ca not healthy after {HEALTH_TIMEOUT}s ({last}):\n{log.read_text()}")
-
-
 @pytest.fixture(scope="session")
 def step_ca_binary() -> str:
     """The step-ca binary from MTLS_STEP_CA_BINARY or build/step-ca; skip if absent."""
@@ -117,28 +78,6 @@ def step_ca_binary() -> str:
 def step_ca(step_ca_binary, tmp_path_factory) -> StepCA:
     """A running step-ca 0.19 with JWK provisioners ``clients`` and ``servers``."""
     base = tmp_path_factory.mktemp("step-ca")
-    for sub in ("certs", "secrets", "config", "db"):
-        (base / sub).mkdir()
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = _stepca_bootstrap.make_root("mtls.rollout Test Root CA", root_key)
-    inter_key = ec.generate_private_key(ec.SECP256R1())
-    inter = _stepca_bootstrap.make_intermediate(
-        "mtls.rollout Test Intermediate CA", root, root_key, inter_key
-    )
-    root_path = _write(base / "certs" / "root_ca.crt", _pem(root), 0o644)
-    inter_path = _write(base / "certs" / "intermediate_ca.crt", _pem(inter), 0o644)
-    key_path = _write(
-        base / "secrets" / "intermediate_ca_key",
-        inter_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(CA_KEY_PASSWORD.encode()),
-        ),
-    )
-    password_file = _write(base / "secrets" / "password", CA_KEY_PASSWORD.encode())
-    clients_password_file = _write(
-        base / "secrets" / "clients-password", CLIENTS_PASSWORD.encode() + b"\n"
-    )
     provisioners = [
         _stepca_bootstrap.make_jwk_provisioner(
             "clients", CLIENTS_PASSWORD, CLAIMS, _stepca_bootstrap.client_only_template()
@@ -147,46 +86,22 @@ def step_ca(step_ca_binary, tmp_path_factory) -> StepCA:
             "servers", SERVERS_PASSWORD.encode(), CLAIMS, _stepca_bootstrap.server_only_template()
         ),
     ]
-    port = free_port()
-    config = _stepca_bootstrap.build_ca_config(
-        root_path=root_path,
-        crt_path=inter_path,
-        key_path=key_path,
-        address=f"127.0.0.1:{port}",
-        dns_names=["127.0.0.1", "localhost"],
-        db_dir=str(base / "db"),
-        provisioners=provisioners,
-    )
-    ca_json = base / "config" / "ca.json"
-    ca_json.write_text(json.dumps(config, indent=2))
-    log = base / "step-ca.log"
-    url = f"https://127.0.0.1:{port}"
-    with open(log, "wb") as log_handle:
-        proc = subprocess.Popen(
-            [step_ca_binary, "--password-file", password_file, str(ca_json)],
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    with start_step_ca(
+        step_ca_binary, base, provisioners, key_password=CA_KEY_PASSWORD.encode()
+    ) as running:
+        clients_password_file = write_file(
+            base / "secrets" / "clients-password", CLIENTS_PASSWORD.encode() + b"\n"
         )
-    try:
-        _wait_healthy(url, _pem(root).decode(), proc, log)
         yield StepCA(
-            url=url,
-            root_pem=_pem(root).decode(),
-            root_fingerprint=root.fingerprint(hashes.SHA256()).hex(),
-            root_path=root_path,
-            intermediate_pem=_pem(inter).decode(),
+            url=running.url,
+            root_pem=running.root_pem,
+            root_fingerprint=running.root_fingerprint,
+            root_path=running.root_path,
+            intermediate_pem=running.intermediate_pem,
             config_dir=str(base),
-            log_path=str(log),
+            log_path=str(running.log_path),
             clients_password_file=clients_password_file,
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def make_csr(
@@ -213,7 +128,7 @@ def make_csr(
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes))
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return _pem(builder.sign(key, hashes.SHA256())).decode()
+    return pem(builder.sign(key, hashes.SHA256())).decode()
 
 
 @pytest.fixture(scope="session")

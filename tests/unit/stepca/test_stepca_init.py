@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import _wait_healthy, free_port, make_csr
+from conftest import make_csr
 from cryptography import x509
+from stepca_server import free_port, launch, stop, wait_healthy
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca, _stepca_init
 
@@ -164,14 +164,9 @@ def test_real_step_ca_runs_the_planned_files_and_signs(tmp_path, step_ca_binary)
     layout = _stepca_init.Layout(str(tmp_path / "etc"), str(tmp_path / "data"))
     log = tmp_path / "step-ca.log"
     url = f"https://127.0.0.1:{port}"
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen(
-            [step_ca_binary, "--password-file", layout.password_file, layout.ca_json],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+    proc = launch(step_ca_binary, layout.password_file, layout.ca_json, log)
     try:
-        _wait_healthy(url, plan.root_pem, proc, log)
+        wait_healthy(url, plan.root_pem, proc, log)
         client = _stepca.StepCAClient(url, root_pem=plan.root_pem, retries=1)
         assert [p["name"] for p in client.provisioners()] == ["clients", "servers"]
         key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
@@ -181,5 +176,4 @@ def test_real_step_ca_runs_the_planned_files_and_signs(tmp_path, step_ca_binary)
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert list(usages) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
