@@ -9,7 +9,11 @@ free port, and stopped at the end by terminating the process this fixture starte
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +106,49 @@ def step_ca(step_ca_binary, tmp_path_factory) -> StepCA:
             log_path=str(running.log_path),
             clients_password_file=clients_password_file,
         )
+
+
+@pytest.fixture(scope="session")
+def run_playbook(tmp_path_factory):
+    """Run a playbook with ansible-playbook on localhost; skip if it is not installed.
+
+    ``run_playbook(name, playbook, extra)`` writes ``playbook`` and the ``extra`` vars
+    to a new temporary directory ``name``, adds ``out`` (a file the playbook saves its
+    results to, as JSON) and ``ansible_python_interpreter``, runs it from the checkout,
+    asserts that it succeeded, and returns ``(results, stdout + stderr)``.
+    """
+    ansible_playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+    if ansible_playbook is None:
+        pytest.skip("ansible-playbook is not installed next to this Python")
+
+    def run(name: str, playbook: str, extra: dict) -> tuple[dict, str]:
+        work = tmp_path_factory.mktemp(name)
+        (work / "play.yml").write_text(playbook)
+        extra = dict(extra, out=str(work / "out.json"), ansible_python_interpreter=sys.executable)
+        (work / "extra.json").write_text(json.dumps(extra))
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
+        proc = subprocess.run(
+            [
+                ansible_playbook,
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                f"@{work / 'extra.json'}",
+                str(work / "play.yml"),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads((work / "out.json").read_text()), proc.stdout + proc.stderr
+
+    return run
 
 
 def make_csr(

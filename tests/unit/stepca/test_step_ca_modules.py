@@ -9,14 +9,9 @@ results, failures); the details are tested on _stepca directly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import CLIENTS_PASSWORD, REPO, SERVERS_PASSWORD, free_port, make_csr
+from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD, free_port, make_csr
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -93,12 +88,7 @@ WRONG_PASSWORD = "wrong-password-do-not-print"
 
 
 @pytest.fixture(scope="module")
-def run(step_ca, tmp_path_factory):
-    ansible_playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
-    if ansible_playbook is None:
-        pytest.skip("ansible-playbook is not installed next to this Python")
-    work = tmp_path_factory.mktemp("modules")
-    (work / "play.yml").write_text(PLAYBOOK)
+def run(step_ca, run_playbook):
     server_csrs = [
         make_csr("web-0.example.test", dns=("web-0.example.test",)),
         {
@@ -118,32 +108,9 @@ def run(step_ca, tmp_path_factory):
         "client_csr": make_csr("John Doe", emails=("john.doe@example.com",), rsa_bits=2048),
         "server_csrs": server_csrs,
         "closed_url": f"https://127.0.0.1:{free_port()}",
-        "out": str(work / "out.json"),
-        "ansible_python_interpreter": sys.executable,
     }
-    (work / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
-    proc = subprocess.run(
-        [
-            ansible_playbook,
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"@{work / 'extra.json'}",
-            str(work / "play.yml"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((work / "out.json").read_text())
-    return results, proc.stdout + proc.stderr, server_csrs
+    results, output = run_playbook("modules", PLAYBOOK, extra)
+    return results, output, server_csrs
 
 
 def _cert(pem: str) -> x509.Certificate:

@@ -12,7 +12,6 @@ to keep the playbook short; the details are tested on _stepca directly
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -98,12 +97,7 @@ WRONG_PASSWORD = "wrong-revoke-password-do-not-print"
 
 
 @pytest.fixture(scope="module")
-def run(step_ca, tmp_path_factory):
-    ansible_playbook = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
-    if ansible_playbook is None:
-        pytest.skip("ansible-playbook is not installed next to this Python")
-    work = tmp_path_factory.mktemp("revoke-module")
-    (work / "play.yml").write_text(PLAYBOOK)
+def run(step_ca, run_playbook):
     client = step_ca.client()
     key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
     signed = client.sign_many(
@@ -122,33 +116,10 @@ def run(step_ca, tmp_path_factory):
         "wrong_password": WRONG_PASSWORD,
         "first": signed[0].as_dict(),
         "second": signed[1].as_dict(),
-        "out": str(work / "out.json"),
-        "ansible_python_interpreter": sys.executable,
     }
-    (work / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
-    proc = subprocess.run(
-        [
-            ansible_playbook,
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"@{work / 'extra.json'}",
-            str(work / "play.yml"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((work / "out.json").read_text())
+    results, output = run_playbook("revoke-module", PLAYBOOK, extra)
     results["signed"] = [item.as_dict() for item in signed]
-    return results, proc.stdout + proc.stderr
+    return results, output
 
 
 def test_four_runs(run):
