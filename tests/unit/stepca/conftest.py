@@ -151,6 +151,35 @@ def run_playbook(tmp_path_factory):
     return run
 
 
+def assert_documented_as_specified(module: str, spec: dict, *, elements: bool) -> None:
+    """``ansible-doc mtls.rollout.<module>`` documents exactly ``spec``'s options.
+
+    For each option: the same type, default and requiredness, and with ``elements``
+    the same list elements. Skips if ansible-doc is not installed.
+    """
+    ansible_doc = shutil.which("ansible-doc", path=str(Path(sys.executable).parent))
+    if ansible_doc is None:
+        pytest.skip("ansible-doc is not installed next to this Python")
+    proc = subprocess.run(
+        [ansible_doc, "--json", f"mtls.rollout.{module}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    options = json.loads(proc.stdout)[f"mtls.rollout.{module}"]["doc"]["options"]
+    assert set(options) == set(spec)
+    for name, arg in spec.items():
+        documented = options[name]
+        assert documented.get("type") == arg.get("type"), name
+        assert documented.get("default") == arg.get("default"), name
+        assert bool(documented.get("required")) == bool(arg.get("required")), name
+        if elements:
+            assert documented.get("elements") == arg.get("elements"), name
+
+
 def make_csr(
     common_name: str,
     *,

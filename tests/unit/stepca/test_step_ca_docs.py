@@ -4,14 +4,8 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from conftest import REPO
+from conftest import assert_documented_as_specified
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
 
@@ -21,27 +15,7 @@ from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
     [("step_ca_sign", _stepca.SIGN_ARGUMENT_SPEC), ("step_ca_info", _stepca.INFO_ARGUMENT_SPEC)],
 )
 def test_documentation_matches_argument_spec(module, spec):
-    ansible_doc = shutil.which("ansible-doc", path=str(Path(sys.executable).parent))
-    if ansible_doc is None:
-        pytest.skip("ansible-doc is not installed next to this Python")
-    proc = subprocess.run(
-        [ansible_doc, "--json", f"mtls.rollout.{module}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)[f"mtls.rollout.{module}"]["doc"]
-    options = doc["options"]
-    assert set(options) == set(spec)
-    for name, arg in spec.items():
-        documented = options[name]
-        assert documented.get("type") == arg.get("type"), name
-        assert documented.get("default") == arg.get("default"), name
-        assert bool(documented.get("required")) == bool(arg.get("required")), name
-        assert documented.get("elements") == arg.get("elements"), name
+    assert_documented_as_specified(module, spec, elements=True)
     for name, arg in spec.items():
         if "password" in name and not name.endswith("_file"):
             assert arg.get("no_log") is True, name
