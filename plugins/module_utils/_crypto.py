@@ -19,7 +19,8 @@ Keys
     :func:`same_public_key`, :class:`PrivateKeyBackend` (the ``private_key`` module's logic).
 Names and SANs
     :class:`San`, :func:`parse_san`, :func:`parse_sans`, :func:`san_from_common_name`,
-    :func:`sans_of`, :func:`format_san_diff`, :func:`build_name`, :func:`name_to_dict`.
+    :func:`sans_of`, :func:`format_san_diff`, :func:`build_name`, :func:`name_to_dict`,
+    :func:`subject_argument_spec` (the subject options of a module).
 Profiles
     :data:`PROFILES`, :func:`key_usage_for`, :func:`profile_of`.
 CSRs
@@ -554,6 +555,27 @@ SUBJECT_FIELDS: dict[str, str] = {
     "locality_name": "LOCALITY_NAME",
     "email_address": "EMAIL_ADDRESS",
 }
+# Short aliases of the subject options of the csr and certificate_info modules.
+_SUBJECT_OPTION_ALIASES: dict[str, list[str]] = {
+    "common_name": ["CN"],
+    "organization_name": ["O"],
+    "organizational_unit_name": ["OU"],
+    "country_name": ["C"],
+    "state_or_province_name": ["ST"],
+    "locality_name": ["L"],
+    "email_address": [],
+}
+
+
+def subject_argument_spec() -> dict[str, dict[str, Any]]:
+    """Argument spec entries for the subject options: one ``str`` per ``SUBJECT_FIELDS`` key."""
+    spec: dict[str, dict[str, Any]] = {}
+    for name in SUBJECT_FIELDS:
+        aliases = _SUBJECT_OPTION_ALIASES[name]
+        spec[name] = {"type": "str", **({"aliases": list(aliases)} if aliases else {})}
+    return spec
+
+
 # The order in which subject fields are written (most general first, as usual).
 _SUBJECT_ORDER = (
     "country_name",

@@ -281,16 +281,6 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io
 
-SUBJECT_ALIASES = {
-    "common_name": ["CN"],
-    "organization_name": ["O"],
-    "organizational_unit_name": ["OU"],
-    "country_name": ["C"],
-    "state_or_province_name": ["ST"],
-    "locality_name": ["L"],
-    "email_address": [],
-}
-
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "chain_path": {"type": "path"},
@@ -300,9 +290,8 @@ ARGUMENT_SPEC = {
     "subject_alt_names": {"type": "list", "elements": "str"},
     "profile": {"type": "str", "choices": list(_crypto.PROFILES)},
     "renew_before": {"type": "raw", "default": "0.33"},
+    **_crypto.subject_argument_spec(),
 }
-for _field, _aliases in SUBJECT_ALIASES.items():
-    ARGUMENT_SPEC[_field] = {"type": "str", **({"aliases": _aliases} if _aliases else {})}
 
 
 def _read_required(path: str, what: str) -> bytes:
@@ -315,7 +304,7 @@ def _read_required(path: str, what: str) -> bytes:
 def _inspect(params: dict) -> dict:
     """The module's result (without ``changed``) for ``params``; raises on bad input."""
     desired = _crypto.Desired.create(
-        subject={field: params[field] for field in SUBJECT_ALIASES},
+        subject={field: params[field] for field in _crypto.SUBJECT_FIELDS},
         subject_alt_names=params["subject_alt_names"],
         profile=params["profile"],
         renew_before=params["renew_before"],

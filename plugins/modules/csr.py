@@ -172,25 +172,14 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io
 
-SUBJECT_ALIASES = {
-    "common_name": ["CN"],
-    "organization_name": ["O"],
-    "organizational_unit_name": ["OU"],
-    "country_name": ["C"],
-    "state_or_province_name": ["ST"],
-    "locality_name": ["L"],
-    "email_address": [],
-}
-
 ARGUMENT_SPEC = {
     "privatekey_path": {"type": "path", "required": True},
     "privatekey_passphrase": {"type": "str", "no_log": True},
     "path": {"type": "path"},
     "subject_alt_names": {"type": "list", "elements": "str", "default": []},
     "profile": {"type": "str", "choices": list(_crypto.PROFILES), "default": "server"},
+    **_crypto.subject_argument_spec(),
 }
-for _field, _aliases in SUBJECT_ALIASES.items():
-    ARGUMENT_SPEC[_field] = {"type": "str", **({"aliases": _aliases} if _aliases else {})}
 
 
 def main() -> None:
@@ -203,7 +192,7 @@ def main() -> None:
     changed, reason, before = False, None, {"state": "absent"}
     try:
         spec = _crypto.CsrSpec.create(
-            {field: params[field] for field in SUBJECT_ALIASES},
+            {field: params[field] for field in _crypto.SUBJECT_FIELDS},
             params["subject_alt_names"],
             params["profile"],
         )
