@@ -1002,13 +1002,19 @@ MODULE_CONNECTION_RULES: dict[str, list[list[str]]] = {
     "required_one_of": [["root", "root_fingerprint"]],
 }
 
+# The provisioner whose key signs the tokens: shared by step_ca_sign and step_ca_revoke.
+PROVISIONER_SPEC: dict[str, Any] = {
+    "provisioner": {"type": "str", "required": True},
+    "provisioner_password": {"type": "str", "no_log": True},
+    "provisioner_password_file": {"type": "path", "no_log": False},
+}
+_PROVISIONER_PASSWORD_OPTIONS = ["provisioner_password", "provisioner_password_file"]
+
 _ITEM_OPTIONS = ("not_before", "not_after", "duration", "subject_alt_names", "common_name")
 
 SIGN_ARGUMENT_SPEC: dict[str, Any] = {
     **MODULE_CONNECTION_SPEC,
-    "provisioner": {"type": "str", "required": True},
-    "provisioner_password": {"type": "str", "no_log": True},
-    "provisioner_password_file": {"type": "path", "no_log": False},
+    **PROVISIONER_SPEC,
     "csr": {"type": "str"},
     "csrs": {"type": "list", "elements": "raw"},
     "not_before": {"type": "str"},
@@ -1021,11 +1027,11 @@ SIGN_ARGUMENT_SPEC: dict[str, Any] = {
 SIGN_RULES: dict[str, list[list[str]]] = {
     "required_one_of": [
         ["root", "root_fingerprint"],
-        ["provisioner_password", "provisioner_password_file"],
+        _PROVISIONER_PASSWORD_OPTIONS,
         ["csr", "csrs"],
     ],
     "mutually_exclusive": [
-        ["provisioner_password", "provisioner_password_file"],
+        _PROVISIONER_PASSWORD_OPTIONS,
         ["csr", "csrs"],
         ["not_after", "duration"],
     ],
@@ -1140,13 +1146,7 @@ def run_sign(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"changed": True, "provisioner": params["provisioner"]}
     if check_mode:
         return result
-    if params.get("provisioner_password_file"):
-        password = read_password_file(params["provisioner_password_file"])
-    else:
-        password = (params.get("provisioner_password") or "").encode()
-        if not password:
-            raise StepCAError("provisioner_password is empty", kind="invalid")
-    key = client.provisioner_key(params["provisioner"], password)
+    key = client.provisioner_key(params["provisioner"], _provisioner_password(params))
     signed = client.sign_many(key, requests, workers=workers)
     result["root_fingerprint"] = client.root_fingerprint
     if params.get("csr") is not None:
@@ -1232,9 +1232,7 @@ _ALREADY_REVOKED = "is already revoked"
 
 REVOKE_ARGUMENT_SPEC: dict[str, Any] = {
     **MODULE_CONNECTION_SPEC,
-    "provisioner": {"type": "str", "required": True},
-    "provisioner_password": {"type": "str", "no_log": True},
-    "provisioner_password_file": {"type": "path", "no_log": False},
+    **PROVISIONER_SPEC,
     "serial": {"type": "raw"},
     "certificate": {"type": "str"},
     "reason": {"type": "str", "default": ""},
@@ -1243,11 +1241,11 @@ REVOKE_ARGUMENT_SPEC: dict[str, Any] = {
 REVOKE_RULES: dict[str, list[list[str]]] = {
     "required_one_of": [
         ["root", "root_fingerprint"],
-        ["provisioner_password", "provisioner_password_file"],
+        _PROVISIONER_PASSWORD_OPTIONS,
         ["serial", "certificate"],
     ],
     "mutually_exclusive": [
-        ["provisioner_password", "provisioner_password_file"],
+        _PROVISIONER_PASSWORD_OPTIONS,
         ["serial", "certificate"],
     ],
 }
@@ -1357,6 +1355,7 @@ def _revoke_target(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def _provisioner_password(params: dict[str, Any]) -> bytes:
+    """The provisioner password from the file or the option; never empty."""
     if params.get("provisioner_password_file"):
         return read_password_file(params["provisioner_password_file"])
     password = (params.get("provisioner_password") or "").encode()

@@ -23,6 +23,7 @@ author:
   - mtls.rollout maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - mtls.rollout.ca_connection
+  - mtls.rollout.provisioner
 attributes:
   check_mode:
     support: full
@@ -44,16 +45,6 @@ options:
     description: Name of the JWK provisioner to sign with.
     type: str
     required: true
-  provisioner_password:
-    description:
-      - Password that decrypts the provisioner's key. Keep it in Ansible Vault.
-      - Exactly one of O(provisioner_password) and O(provisioner_password_file) is required.
-    type: str
-  provisioner_password_file:
-    description:
-      - File (on the host the module runs on) holding the provisioner password.
-        Trailing white space is ignored.
-    type: path
   csr:
     description:
       - One CSR in PEM. The result's keys describe its certificate.
