@@ -132,18 +132,31 @@ def test_format_san_diff():
 
 
 @pytest.mark.parametrize(
-    ("common_name", "expected"),
+    ("common_name", "requested", "expected"),
     [
-        ("web.example.com", "DNS:web.example.com"),
-        ("10.0.0.5", "IP:10.0.0.5"),
-        ("john@example.com", "email:john@example.com"),
-        ("spiffe://example.org/web", "URI:spiffe://example.org/web"),
-        ("John Doe", None),
+        # No SANs: the common name alone, typed the way step-ca types a token SAN.
+        ("web.example.com", [], ["DNS:web.example.com"]),
+        ("Web.Example.COM", None, ["DNS:web.example.com"]),
+        ("10.0.0.5", [], ["IP:10.0.0.5"]),
+        ("2001:DB8:0::1", [], ["IP:2001:db8::1"]),
+        ("john@Example.com", [], ["email:john@example.com"]),
+        ("spiffe://example.org/web", [], ["URI:spiffe://example.org/web"]),
+        ("John Doe", [], ["DNS:john doe"]),
+        (None, [], []),
+        ("", None, []),
+        # SANs given: exactly those, never the common name as well.
+        ("web", ["DNS:web.example.com", "IP:10.0.0.5"], ["DNS:web.example.com", "IP:10.0.0.5"]),
+        ("web", ["DNS:b.example.com", "dns:B.example.com"], ["DNS:b.example.com"]),
     ],
 )
-def test_san_from_common_name(common_name, expected):
-    san = _crypto.san_from_common_name(common_name)
-    assert (str(san) if san else None) == expected
+def test_certificate_sans(common_name, requested, expected):
+    sans = None if requested is None else _crypto.parse_sans(requested)
+    assert [str(s) for s in _crypto.certificate_sans(common_name, sans)] == expected
+
+
+def test_certificate_sans_refuses_a_common_name_that_cannot_be_a_san():
+    with pytest.raises(_crypto.CryptoError, match="give subject_alt_names"):
+        _crypto.certificate_sans("Jürgen Müller", [])
 
 
 def test_build_name_order_and_round_trip():
