@@ -126,6 +126,43 @@ def test_batch_with_a_refused_item_keeps_the_others(step_ca, clients_key):
     assert "outside the limits" in str(local[0].error)
 
 
+def test_sans_are_normalised_before_the_token(step_ca, servers_key):
+    # The csr module writes DNS names lower-case; step-ca compares them case-sensitively
+    # with the token's, so the token must carry the same normalised form.
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = _crypto.CsrSpec.create(
+        {"common_name": "mixed.example.test"},
+        ["DNS:Mixed.Example.test", "IP:2001:DB8:0:0::7", "IP:::ffff:192.0.2.7"],
+    )
+    csr = _crypto.csr_pem(_crypto.build_csr(key, spec))
+    request = _stepca.SignRequest(
+        csr=csr,
+        sans=["MIXED.example.TEST", "2001:db8::0:7", "::FFFF:192.0.2.7"],
+    )
+    client = step_ca.client()
+    assert client.prepare(request)["sans"] == ["mixed.example.test", "192.0.2.7", "2001:db8::7"]
+    signed = client.sign(servers_key, request)
+    leaf = _load(signed.certificate)
+    wanted = _crypto.Desired.create(
+        subject={"common_name": "mixed.example.test"},
+        subject_alt_names=["DNS:MIXED.example.test", "IP:2001:db8:0::7", "IP:192.0.2.7"],
+    )
+    verdict = _crypto.evaluate_certificate(leaf, wanted)
+    assert not verdict.needs_signing, verdict.reasons
+
+
+def test_scoped_ipv6_is_refused_for_that_item_only(step_ca, servers_key):
+    requests = [
+        _stepca.SignRequest(csr=make_csr("fe80.example.test"), sans=["fe80::1%eth0"]),
+        _stepca.SignRequest(csr=make_csr("ok.example.test"), sans=[]),
+    ]
+    first, second = step_ca.client().sign_many(servers_key, requests)
+    assert first.error.kind == "invalid"
+    assert "scoped IPv6 address" in str(first.error)
+    assert "as fe80::1" in str(first.error)
+    assert second.ok
+
+
 def test_same_csr_twice_mints_fresh_tokens(step_ca, clients_key):
     csr = make_csr("again.example.test", dns=("again.example.test",))
     client = step_ca.client()
