@@ -30,7 +30,7 @@ CSRs
 Certificates
     :func:`load_certificate`, :func:`load_certificates`, :func:`not_valid_before`,
     :func:`not_valid_after`, :func:`is_issued_by`, :func:`verify_signature`,
-    :func:`chains_to`, :func:`certificate_facts`.
+    :func:`chains_to`, :func:`certificate_facts`, :func:`serial_hex`, :func:`parse_serial`.
 Renewal
     :func:`parse_duration`, :func:`format_duration`, :class:`RenewBefore`,
     :class:`Desired`, :func:`evaluate_certificate` -> :class:`Verdict`.
@@ -1010,6 +1010,64 @@ def chains_to(
     return False, "the chain is longer than allowed"
 
 
+# RFC 5280 section 4.1.2.2: a serial number is a positive integer of at most 20 octets.
+_MAX_SERIAL = 1 << (20 * 8)
+_SERIAL_DECIMAL = re.compile(r"^[0-9]+$")
+_SERIAL_HEX = re.compile(r"^[0-9a-f]+$")
+_SERIAL_COLON_HEX = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2})+$")
+
+
+def serial_hex(serial: int) -> str:
+    """A serial as NGINX's ``$ssl_client_serial`` shows it: upper-case hex, even digit count.
+
+    That is OpenSSL's ``i2a_ASN1_INTEGER``: two hex digits per octet, so ``0xABC`` is
+    ``0ABC``. Every module and role shows serials in this form.
+    """
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def parse_serial(value: Any) -> int:
+    """A certificate serial number from the unambiguous forms people copy it in.
+
+    * an integer, or a string of decimal digits: decimal (what step-ca and
+      ``step certificate inspect`` print, and ``step_ca_sign``'s ``serial``);
+    * hex in groups of exactly two digits joined by colons, any case (``5a:3f:07``, as
+      ``openssl x509 -text`` prints it);
+    * hex with a ``0x`` prefix (``0x5A3F07``);
+    * plain hex with at least one letter a-f (NGINX's ``$ssl_client_serial``, ``serial_hex``).
+
+    A plain string of digits is always decimal; write hex made only of the digits 0-9
+    with colons or a ``0x`` prefix. Colon groups of one or three digits are refused, since
+    ``5:f2`` could mean ``05F2`` or ``5F2`` typed with a digit missing. Raises
+    :class:`CryptoError`.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("0x") and _SERIAL_HEX.match(text[2:]):
+            number = int(text[2:], 16)
+        elif _SERIAL_COLON_HEX.match(text):
+            number = int(text.replace(":", ""), 16)
+        elif _SERIAL_DECIMAL.match(text):
+            number = int(text, 10)
+        elif _SERIAL_HEX.match(text):
+            number = int(text, 16)
+    if number is None:
+        raise CryptoError(
+            "serial must be a certificate serial number in decimal, in hex with a 0x prefix"
+            " or the letters a-f, or in two-digit hex groups with colons (de:7a:05:f2),"
+            f" got {value!r}"
+        )
+    if not 0 < number < _MAX_SERIAL:
+        raise CryptoError(
+            f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}"
+        )
+    return number
+
+
 def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> dict[str, Any]:
     """Parsed facts of a certificate for results and diffs (no PEM)."""
     now = now or datetime.now(timezone.utc)
@@ -1024,7 +1082,7 @@ def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> di
         "subject_alt_names": [str(san) for san in sans_of(cert.extensions)],
         "issuer": name_to_dict(cert.issuer),
         "issuer_string": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "X"),
+        "serial": serial_hex(cert.serial_number),
         "serial_number": cert.serial_number,
         "not_before": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "not_after": end.strftime("%Y-%m-%dT%H:%M:%SZ"),

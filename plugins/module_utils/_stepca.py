@@ -214,12 +214,6 @@ def _rfc3339(value: datetime.datetime) -> str:
     return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def serial_hex(serial: int) -> str:
-    """Upper-case hex with an even digit count: what NGINX's ``$ssl_client_serial`` shows."""
-    text = f"{serial:X}"
-    return text if len(text) % 2 == 0 else "0" + text
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -274,7 +268,7 @@ class SignedCertificate:
             "chain": "".join(_ensure_newline(pem) for pem in self.chain),
             "fullchain": self.fullchain,
             "serial": str(self.serial),
-            "serial_hex": serial_hex(self.serial),
+            "serial_hex": _crypto.serial_hex(self.serial),
             "not_before": self.not_before,
             "not_after": self.not_after,
             "subject": self.subject,
@@ -844,8 +838,8 @@ class StepCAClient:
         reason: str = "",
         reason_code: int = 0,
     ) -> dict[str, Any]:
-        """Passively revoke ``serial`` (decimal, or hex with a ``0x`` prefix or colons)."""
-        number = _serial_number(serial)
+        """Passively revoke ``serial`` (any form :func:`parse_serial` takes)."""
+        number = parse_serial(serial)
         subject = str(number)
 
         def body() -> dict[str, Any]:
@@ -866,20 +860,6 @@ class StepCAClient:
 
 
 # --------------------------------------------------------------------------- internals
-
-
-def _serial_number(serial: int | str) -> int:
-    if isinstance(serial, int):
-        return serial
-    text = str(serial).strip()
-    try:
-        if text.lower().startswith("0x"):
-            return int(text[2:], 16)
-        if ":" in text:
-            return int(text.replace(":", ""), 16)
-        return int(text, 10)
-    except ValueError:
-        raise StepCAError(f"not a certificate serial number: {serial!r}", kind="invalid") from None
 
 
 def _human(delta: datetime.timedelta) -> str:
@@ -1267,11 +1247,6 @@ REVOCATION_REASONS: dict[str, int] = {
     "aACompromise": 10,
 }
 _REASON_BY_FOLDED = {name.lower(): code for name, code in REVOCATION_REASONS.items()}
-# RFC 5280 section 4.1.2.2: a serial number is a positive integer of at most 20 octets.
-_MAX_SERIAL = 1 << (20 * 8)
-_DECIMAL = re.compile(r"^[0-9]+$")
-_HEX = re.compile(r"^[0-9a-f]+$")
-_COLON_HEX = re.compile(r"^[0-9a-f]{1,2}(?::[0-9a-f]{1,2})+$")
 # step-ca 0.19 answers a second revocation of a serial with 400 and this text.
 _ALREADY_REVOKED = "is already revoked"
 
@@ -1297,47 +1272,11 @@ REVOKE_RULES: dict[str, list[list[str]]] = {
 
 
 def parse_serial(value: Any) -> int:
-    """A certificate serial number from the forms people copy it in.
-
-    * an integer, or a string of decimal digits: decimal (what step-ca and
-      ``step certificate inspect`` print, and ``step_ca_sign``'s ``serial``);
-    * hex with colons, any case (``5a:3f:...`` as ``openssl x509 -text`` prints it);
-    * hex with a ``0x`` prefix;
-    * plain hex with at least one letter a-f (NGINX's ``$ssl_client_serial``).
-
-    A plain string of digits is always decimal; write hex made only of the digits
-    0-9 with colons or a ``0x`` prefix. Raises :class:`StepCAError` (``invalid``).
-    """
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("0x") and _HEX.match(text[2:].replace(":", "")):
-            number = int(text[2:].replace(":", ""), 16)
-        elif _COLON_HEX.match(text):
-            number = int(text.replace(":", ""), 16)
-        elif _DECIMAL.match(text):
-            number = int(text, 10)
-        elif _HEX.match(text):
-            number = int(text, 16)
-        else:
-            number = None
-    else:
-        number = None
-    if number is None:
-        raise StepCAError(
-            f"serial must be a certificate serial number in decimal, or in hex with colons,"
-            f" a 0x prefix or the letters a-f, got {value!r}",
-            kind="invalid",
-        )
-    if not 0 < number < _MAX_SERIAL:
-        raise StepCAError(
-            f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}",
-            kind="invalid",
-        )
-    return number
+    """:func:`_crypto.parse_serial`, raising :class:`StepCAError` (``invalid``)."""
+    try:
+        return _crypto.parse_serial(value)
+    except _crypto.CryptoError as exc:
+        raise StepCAError(str(exc), kind="invalid") from None
 
 
 def parse_reason_code(value: Any) -> int:
@@ -1436,7 +1375,7 @@ def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         "changed": True,
         "provisioner": params["provisioner"],
         "serial": str(serial),
-        "serial_hex": serial_hex(serial),
+        "serial_hex": _crypto.serial_hex(serial),
         "reason_code": reason_code,
         "reason": reason,
         "revoked": False,

@@ -146,7 +146,9 @@ def test_certificate_facts(test_ca, key):
     assert facts["common_name"] == "web.example.com"
     assert facts["subject_alt_names"] == ["DNS:web.example.com", "IP:10.0.0.5"]
     assert facts["issuer"] == {"common_name": "Test Intermediate CA"}
-    assert facts["serial"] == format(cert.serial_number, "X")
+    assert facts["serial"] == _crypto.serial_hex(cert.serial_number)
+    assert len(facts["serial"]) % 2 == 0 and facts["serial"] == facts["serial"].upper()
+    assert int(facts["serial"], 16) == cert.serial_number
     assert facts["remaining_seconds"] == 6 * 3600
     assert facts["lifetime_seconds"] == 24 * 3600
     assert facts["remaining_fraction"] == 0.25

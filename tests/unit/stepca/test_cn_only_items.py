@@ -84,6 +84,8 @@ def test_common_name_only_item_is_idempotent(
     assert info["needs_signing"] is False, info["reasons"]
     assert info["reason"] == "certificate is valid"
     assert info["changed"] is False
+    # One serial format: what step_ca_sign returns is what certificate_info shows.
+    assert info["serial"] == signed["serial_hex"]
     # The rule that authorised the token is the one that judged the certificate.
     assert [str(san) for san in _crypto.certificate_sans(common_name, [])] == issued_sans
     # And a second look still agrees (no "SANs differ" on the next run).

@@ -57,11 +57,6 @@ def test_normalize_fingerprint():
         _stepca.normalize_fingerprint("ab" * 20)
 
 
-def test_serial_hex_is_even_length_upper_case():
-    assert _stepca.serial_hex(0xABC) == "0ABC"
-    assert _stepca.serial_hex(0xABCD) == "ABCD"
-
-
 @pytest.mark.parametrize(
     "url", ["http://ca.example.test", "ca.example.test:9000", "https://", "https://ca?x=1"]
 )

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca
 
 WRONG_PASSWORD = "not-the-clients-password"
 
@@ -117,10 +117,13 @@ SERIAL = 0xDE7A55F2C8E1C53C9A1A4C2E6E0A3B4D
         "0xDE7A55F2C8E1C53C9A1A4C2E6E0A3B4D",
         "de:7a:55:f2:c8:e1:c5:3c:9a:1a:4c:2e:6e:0a:3b:4d",  # openssl x509 -text
         "DE:7A:55:F2:C8:E1:C5:3C:9A:1A:4C:2E:6E:0A:3B:4D",
+        "00:de:7a:55:f2:c8:e1:c5:3c:9a:1a:4c:2e:6e:0a:3b:4d",  # with the DER sign octet
     ],
 )
 def test_parse_serial_forms(value):
     assert _stepca.parse_serial(value) == SERIAL
+    # One parser: the host side (certificate_info) and the controller side agree.
+    assert _crypto.parse_serial(value) == SERIAL
 
 
 def test_parse_serial_digits_only_is_decimal_unless_marked():
@@ -131,12 +134,56 @@ def test_parse_serial_digits_only_is_decimal_unless_marked():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "xyz", "12::34", "0x", "-5", 0, -1, True, 1.5, None, ["1"], 1 << 160, "ab:cde"],
+    [
+        "",
+        "xyz",
+        "12::34",
+        "0x",
+        "-5",
+        0,
+        -1,
+        True,
+        1.5,
+        None,
+        ["1"],
+        1 << 160,
+        "ab:cde",
+        # One-digit groups are ambiguous: 05F2 or 5F2 with a digit lost?
+        "de:7a:5:f2",
+        "5:f2",
+        "0xde:7a",
+        ":de:7a",
+        "de:7a:",
+    ],
 )
 def test_parse_serial_rejects(value):
     with pytest.raises(_stepca.StepCAError, match="serial must be") as info:
         _stepca.parse_serial(value)
     assert info.value.kind == "invalid"
+    with pytest.raises(_crypto.CryptoError, match="serial must be"):
+        _crypto.parse_serial(value)
+
+
+@pytest.mark.parametrize(
+    ("serial", "nginx"),
+    [
+        # What NGINX puts in $ssl_client_serial (OpenSSL's i2a_ASN1_INTEGER): two
+        # upper-case hex digits per octet of the serial's magnitude.
+        (0x01, "01"),
+        (0x80, "80"),
+        (0xABC, "0ABC"),
+        (0xABCD, "ABCD"),
+        (0x0A1B2C, "0A1B2C"),
+        (SERIAL, "DE7A55F2C8E1C53C9A1A4C2E6E0A3B4D"),
+    ],
+)
+def test_serial_hex_is_what_nginx_shows(serial, nginx):
+    assert _crypto.serial_hex(serial) == nginx
+    if nginx.isdigit():
+        # Digits only are read as decimal; such hex needs 0x or colons to be read back.
+        assert _crypto.parse_serial("0x" + nginx) == serial
+    else:
+        assert _crypto.parse_serial(nginx) == serial
 
 
 @pytest.mark.parametrize(
@@ -205,7 +252,7 @@ def test_revoke_then_again_then_renewal_is_refused(step_ca, issue, tmp_path):
     assert first["revoked"] is True
     assert first["already_revoked"] is False
     assert first["serial"] == str(signed.serial)
-    assert first["serial_hex"] == _stepca.serial_hex(signed.serial)
+    assert first["serial_hex"] == _crypto.serial_hex(signed.serial)
     assert int(first["serial_hex"], 16) == signed.serial
     assert first["reason_code"] == 1
     assert first["root_fingerprint"] == step_ca.root_fingerprint
@@ -281,7 +328,7 @@ def test_check_mode_contacts_no_ca_and_revokes_nothing(step_ca, issue):
     assert predicted["changed"] is True
     assert predicted["revoked"] is False
     assert "already_revoked" not in predicted
-    assert predicted["serial_hex"] == _stepca.serial_hex(signed.serial)
+    assert predicted["serial_hex"] == _crypto.serial_hex(signed.serial)
     assert "permanent" in predicted["warnings"][0]
     real = _stepca.run_revoke(_params(step_ca, serial=str(signed.serial)), check_mode=False)
     assert real["changed"] is True  # check mode left it alone
