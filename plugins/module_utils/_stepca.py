@@ -877,7 +877,7 @@ def _human(delta: datetime.timedelta) -> str:
 
 
 def _reason_text(reason: Any) -> str:
-    if isinstance(reason, socket.timeout | TimeoutError):
+    if isinstance(reason, (socket.timeout, TimeoutError)):
         return "timed out"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
