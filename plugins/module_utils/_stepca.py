@@ -38,10 +38,10 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import NameOID
 
-    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _jose
+    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io, _jose
 except ImportError as _exc:  # modules report it with missing_required_lib
     CRYPTOGRAPHY_IMPORT_ERROR: str | None = f"{type(_exc).__name__}: {_exc}"
 else:
@@ -54,17 +54,6 @@ MAX_BACKOFF = 8.0
 MAX_WORKERS = 32
 TOKEN_LIFETIME = 300  # seconds, like step's default
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
 # step-ca's validity check allows max + backdate (one minute by default).
 _BACKDATE_TOLERANCE = datetime.timedelta(minutes=1)
 
@@ -88,8 +77,8 @@ class StepCAError(Exception):
 
 
 def fingerprint(cert: x509.Certificate) -> str:
-    """Lower-case hex SHA-256 of the certificate's DER encoding (step's fingerprint)."""
-    return cert.fingerprint(hashes.SHA256()).hex()
+    """:func:`_crypto.certificate_fingerprint` (lower-case hex SHA-256 of the DER)."""
+    return _crypto.certificate_fingerprint(cert)
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -137,39 +126,22 @@ def cert_pem(cert: x509.Certificate) -> str:
 
 def read_password_file(path: str) -> bytes:
     """Read a password file; trailing white space (the newline) is dropped, as step does."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise StepCAError(
-            f"cannot read the password file {path}: {exc.strerror}", kind="invalid"
-        ) from exc
+    data = _read_file(path, "the password file")
     data = data.rstrip()
     if not data:
         raise StepCAError(f"the password file {path} is empty", kind="invalid")
     return data
 
 
-def parse_go_duration(value: str) -> datetime.timedelta:
-    """Parse a Go ``time.Duration`` string such as ``24h``, ``1h30m`` or ``90s``."""
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise ValueError("empty duration")
-    sign = -1.0 if text.startswith("-") else 1.0
-    rest = text[1:] if text[0] in "+-" else text
-    if rest == "0":
-        return datetime.timedelta(0)
-    total = 0.0
-    while rest:
-        match = _GO_DURATION.match(rest)
-        if not match:
-            raise ValueError(f"invalid duration {value!r}")
-        part = match.group(0)
-        unit = re.search(r"(ns|us|µs|μs|ms|s|m|h)$", part)
-        assert unit is not None
-        total += float(part[: unit.start()]) * _GO_UNITS[unit.group(1)]
-        rest = rest[len(part) :]
-    return datetime.timedelta(seconds=sign * total)
+def _read_file(path: str, what: str) -> bytes:
+    """The content of ``path`` (through :func:`_io.read_bytes`); a missing file is an error."""
+    try:
+        data = _io.read_bytes(path)
+    except _io.FileIOError as exc:
+        raise StepCAError(f"cannot read {what}: {exc}", kind="invalid") from None
+    if data is None:
+        raise StepCAError(f"cannot read {what} {path}: it does not exist", kind="invalid")
+    return data
 
 
 def _parse_rfc3339(value: str) -> datetime.datetime:
@@ -188,11 +160,17 @@ def check_time_value(value: str | None, option: str) -> str | None:
     """Validate ``value`` as an RFC 3339 time or a Go duration; return it unchanged."""
     if value is None or value == "":
         return None
-    for parser in (_parse_rfc3339, parse_go_duration):
-        try:
-            parser(value)
-        except ValueError:
-            continue
+    try:
+        _parse_rfc3339(value)
+    except ValueError:
+        pass
+    else:
+        return value
+    try:
+        _crypto.parse_duration(value, go=True)
+    except _crypto.CryptoError:
+        pass
+    else:
         return value
     raise StepCAError(
         f"{option} must be an RFC 3339 time (2030-01-01T00:00:00Z) or a duration (24h, 90m),"
@@ -207,7 +185,7 @@ def _resolve(value: str | None, base: datetime.datetime) -> datetime.datetime | 
     try:
         return _parse_rfc3339(value)
     except ValueError:
-        return base + parse_go_duration(value)
+        return base + _crypto.parse_duration(value, go=True)
 
 
 def _rfc3339(value: datetime.datetime) -> str:
@@ -722,8 +700,8 @@ class StepCAClient:
             raise StepCAError("give either not_after or duration, not both", kind="invalid")
         if request.duration:
             try:
-                parse_go_duration(request.duration)
-            except ValueError:
+                _crypto.parse_duration(request.duration, go=True)
+            except _crypto.CryptoError:
                 raise StepCAError(
                     f"duration must be a duration such as 24h or 90m, got {request.duration!r}",
                     kind="invalid",
@@ -750,8 +728,8 @@ class StepCAClient:
         for claim in ("minTLSCertDuration", "maxTLSCertDuration"):
             if key.claims.get(claim):
                 try:
-                    limits[claim] = parse_go_duration(key.claims[claim])
-                except ValueError:
+                    limits[claim] = _crypto.parse_duration(key.claims[claim], go=True)
+                except _crypto.CryptoError:
                     continue
         low = limits.get("minTLSCertDuration")
         high = limits.get("maxTLSCertDuration")
@@ -1040,14 +1018,7 @@ def client_from_params(params: dict[str, Any]) -> StepCAClient:
     """A :class:`StepCAClient` from the shared connection options."""
     root_pem = None
     if params.get("root"):
-        try:
-            with open(params["root"], "rb") as handle:
-                root_pem = handle.read()
-        except OSError as exc:
-            raise StepCAError(
-                f"cannot read the root certificate {params['root']}: {exc.strerror}",
-                kind="invalid",
-            ) from exc
+        root_pem = _read_file(params["root"], "the root certificate")
     if params.get("retries", 0) > 10:
         raise StepCAError("retries must be at most 10", kind="invalid")
     return StepCAClient(

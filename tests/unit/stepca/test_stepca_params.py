@@ -4,35 +4,10 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from conftest import make_csr
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("24h", 86400),
-        ("1h30m", 5400),
-        ("90s", 90),
-        ("1.5h", 5400),
-        ("300ms", 0.3),
-        ("0", 0),
-        ("-5m", -300),
-        ("24h0m0s", 86400),
-    ],
-)
-def test_parse_go_duration(text, seconds):
-    assert _stepca.parse_go_duration(text) == datetime.timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["", "24", "1d", "h", "5m junk", "1h-5m"])
-def test_parse_go_duration_rejects(text):
-    with pytest.raises(ValueError):
-        _stepca.parse_go_duration(text)
 
 
 @pytest.mark.parametrize(
