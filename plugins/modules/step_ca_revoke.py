@@ -197,11 +197,11 @@ error_kind:
   type: str
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.REVOKE_ARGUMENT_SPEC, _stepca.REVOKE_RULES, _stepca.run_revoke)
+    backend.run_module(backend.REVOKE_ARGUMENT_SPEC, backend.REVOKE_RULES, backend.run_revoke)
 
 
 if __name__ == "__main__":

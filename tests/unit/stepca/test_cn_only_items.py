@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca_modules
 from ansible_collections.mtls.rollout.plugins.modules import certificate_info, csr, private_key
 
 
@@ -29,7 +29,7 @@ def _issue(run_module, step_ca, tmp_path, common_name, profile, provisioner, pas
             "profile": profile,
         },
     )
-    result = _stepca.run_sign(
+    result = _stepca_modules.run_sign(
         {
             "ca_url": step_ca.url,
             "root": step_ca.root_path,

@@ -1,6 +1,6 @@
 # Copyright: contributors to mtls.rollout
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""step_ca_revoke's backend (_stepca.run_revoke) and its parsers, against the session step-ca.
+"""step_ca_revoke's backend (_stepca_modules.run_revoke), against the session step-ca.
 
 Behaviour of step-ca 0.19 pinned here (observed, not assumed):
 * a first revocation answers 200; a second one 400 "... is already revoked";
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca, _stepca_modules
 
 WRONG_PASSWORD = "not-the-clients-password"
 
@@ -205,31 +205,31 @@ def test_serial_hex_is_what_nginx_shows(serial, nginx):
     ],
 )
 def test_parse_reason_code(value, code):
-    assert _stepca.parse_reason_code(value) == code
+    assert _stepca_modules.parse_reason_code(value) == code
 
 
 @pytest.mark.parametrize("value", [7, "7", 11, -1, "bogus", True, 1.0])
 def test_parse_reason_code_rejects(value):
     with pytest.raises(_stepca.StepCAError, match="RFC 5280 reason code"):
-        _stepca.parse_reason_code(value)
+        _stepca_modules.parse_reason_code(value)
 
 
 @pytest.mark.parametrize("value", [8, "removeFromCRL"])
 def test_remove_from_crl_is_refused(value):
     with pytest.raises(_stepca.StepCAError, match="removeFromCRL"):
-        _stepca.parse_reason_code(value)
+        _stepca_modules.parse_reason_code(value)
 
 
 def test_serial_and_certificate_are_exclusive(step_ca):
     with pytest.raises(_stepca.StepCAError, match="exactly one of serial and certificate"):
-        _stepca.run_revoke(_params(step_ca), check_mode=True)
+        _stepca_modules.run_revoke(_params(step_ca), check_mode=True)
     with pytest.raises(_stepca.StepCAError, match="exactly one"):
-        _stepca.run_revoke(_params(step_ca, serial="12", certificate="x"), check_mode=True)
+        _stepca_modules.run_revoke(_params(step_ca, serial="12", certificate="x"), check_mode=True)
 
 
 def test_certificate_must_be_pem(step_ca):
     with pytest.raises(_stepca.StepCAError, match="certificate is not a PEM certificate"):
-        _stepca.run_revoke(_params(step_ca, certificate="hello"), check_mode=True)
+        _stepca_modules.run_revoke(_params(step_ca, certificate="hello"), check_mode=True)
 
 
 # --------------------------------------------------------------------------- against the CA
@@ -239,7 +239,7 @@ def test_revoke_then_again_then_renewal_is_refused(step_ca, issue, tmp_path):
     signed, key = issue("alice")
     assert _renew(step_ca, signed, key, tmp_path) == 201  # renewable before
 
-    first = _stepca.run_revoke(
+    first = _stepca_modules.run_revoke(
         _params(
             step_ca,
             serial=str(signed.serial),
@@ -258,7 +258,7 @@ def test_revoke_then_again_then_renewal_is_refused(step_ca, issue, tmp_path):
     assert first["root_fingerprint"] == step_ca.root_fingerprint
 
     # The same serial in NGINX's hex form: the same entry, so not changed.
-    again = _stepca.run_revoke(
+    again = _stepca_modules.run_revoke(
         _params(step_ca, serial=first["serial_hex"], reason_code=4), check_mode=False
     )
     assert again["changed"] is False
@@ -271,7 +271,7 @@ def test_revoke_then_again_then_renewal_is_refused(step_ca, issue, tmp_path):
 
 def test_revoke_by_certificate_with_password_file(step_ca, issue):
     signed, _ = issue("bob")
-    result = _stepca.run_revoke(
+    result = _stepca_modules.run_revoke(
         _params(
             step_ca,
             provisioner_password=None,
@@ -290,7 +290,7 @@ def test_revoke_by_certificate_with_password_file(step_ca, issue):
 
 def test_any_provisioner_may_revoke(step_ca, issue):
     signed, _ = issue("carol")
-    result = _stepca.run_revoke(
+    result = _stepca_modules.run_revoke(
         _params(
             step_ca,
             provisioner="servers",
@@ -305,16 +305,16 @@ def test_any_provisioner_may_revoke(step_ca, issue):
 def test_unknown_serial_is_recorded_as_revoked(step_ca):
     # step-ca 0.19 does not look the serial up: a never-issued serial is "revoked" too.
     serial = "0x" + "5eed" * 8
-    first = _stepca.run_revoke(_params(step_ca, serial=serial), check_mode=False)
+    first = _stepca_modules.run_revoke(_params(step_ca, serial=serial), check_mode=False)
     assert (first["changed"], first["already_revoked"]) == (True, False)
-    second = _stepca.run_revoke(_params(step_ca, serial=serial), check_mode=False)
+    second = _stepca_modules.run_revoke(_params(step_ca, serial=serial), check_mode=False)
     assert (second["changed"], second["already_revoked"]) == (False, True)
 
 
 def test_check_mode_contacts_no_ca_and_revokes_nothing(step_ca, issue):
     signed, _ = issue("dave")
     closed = f"https://127.0.0.1:{free_port()}"
-    predicted = _stepca.run_revoke(
+    predicted = _stepca_modules.run_revoke(
         _params(
             step_ca,
             ca_url=closed,
@@ -330,14 +330,14 @@ def test_check_mode_contacts_no_ca_and_revokes_nothing(step_ca, issue):
     assert "already_revoked" not in predicted
     assert predicted["serial_hex"] == _crypto.serial_hex(signed.serial)
     assert "permanent" in predicted["warnings"][0]
-    real = _stepca.run_revoke(_params(step_ca, serial=str(signed.serial)), check_mode=False)
+    real = _stepca_modules.run_revoke(_params(step_ca, serial=str(signed.serial)), check_mode=False)
     assert real["changed"] is True  # check mode left it alone
 
 
 def test_wrong_password_is_clear_and_secret_free(step_ca, issue):
     signed, _ = issue("erin")
     with pytest.raises(_stepca.StepCAError) as info:
-        _stepca.run_revoke(
+        _stepca_modules.run_revoke(
             _params(step_ca, provisioner_password=WRONG_PASSWORD, serial=str(signed.serial)),
             check_mode=False,
         )
@@ -345,13 +345,17 @@ def test_wrong_password_is_clear_and_secret_free(step_ca, issue):
     assert "wrong password for provisioner 'clients'" in str(info.value)
     assert WRONG_PASSWORD not in str(info.value)
     # Nothing was revoked: the right password still changes it.
-    result = _stepca.run_revoke(_params(step_ca, serial=str(signed.serial)), check_mode=False)
+    result = _stepca_modules.run_revoke(
+        _params(step_ca, serial=str(signed.serial)), check_mode=False
+    )
     assert result["changed"] is True
 
 
 def test_unknown_provisioner(step_ca):
     with pytest.raises(_stepca.StepCAError) as info:
-        _stepca.run_revoke(_params(step_ca, provisioner="nobody", serial="77"), check_mode=False)
+        _stepca_modules.run_revoke(
+            _params(step_ca, provisioner="nobody", serial="77"), check_mode=False
+        )
     assert info.value.kind == "unknown_provisioner"
     assert "clients (JWK)" in str(info.value)
 
@@ -364,16 +368,16 @@ def test_missing_password_file_fails_in_check_mode_too(step_ca, tmp_path):
         serial="77",
     )
     with pytest.raises(_stepca.StepCAError, match="cannot read the password file"):
-        _stepca.run_revoke(params, check_mode=True)
+        _stepca_modules.run_revoke(params, check_mode=True)
 
 
 def test_is_already_revoked_needs_the_400_and_the_text():
     text = "certificate with serial number '5' is already revoked."
-    assert _stepca.is_already_revoked(_stepca.StepCAError(text, status=400))
-    assert not _stepca.is_already_revoked(_stepca.StepCAError(text, status=500))
-    assert not _stepca.is_already_revoked(_stepca.StepCAError("bad request", status=400))
-    assert _stepca.is_already_revoked(_stepca.StepCAError(text, status=400), 5)
-    assert not _stepca.is_already_revoked(_stepca.StepCAError(text, status=400), 55)
+    assert _stepca_modules.is_already_revoked(_stepca.StepCAError(text, status=400))
+    assert not _stepca_modules.is_already_revoked(_stepca.StepCAError(text, status=500))
+    assert not _stepca_modules.is_already_revoked(_stepca.StepCAError("bad request", status=400))
+    assert _stepca_modules.is_already_revoked(_stepca.StepCAError(text, status=400), 5)
+    assert not _stepca_modules.is_already_revoked(_stepca.StepCAError(text, status=400), 55)
 
 
 def test_ca_does_not_compare_token_subject_with_serial(step_ca, clients_key, issue):
@@ -390,7 +394,7 @@ def test_ca_does_not_compare_token_subject_with_serial(step_ca, clients_key, iss
     }
     assert client._request("POST", "/1.0/revoke", body) == {"status": "ok"}
     # Another provisioner meets the same "already revoked" answer.
-    again = _stepca.run_revoke(
+    again = _stepca_modules.run_revoke(
         _params(
             step_ca,
             provisioner="servers",
