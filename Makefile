@@ -80,7 +80,7 @@ lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, Python 3
 	python tests/check_managed_python.py plugins
 
 .PHONY: sanity
-sanity: venv ## ansible-test sanity (validate-modules) on every module
+sanity: venv ## Every ansible-test sanity test (compile and import on each installed managed-host Python)
 	tests/sanity.sh
 
 .PHONY: unit

@@ -284,7 +284,7 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--count", type=_bounded_int(1, MAX_COUNT), default=40, help="CSRs per mode (40)"
     )

@@ -251,7 +251,8 @@ class StepCAClient:
         """The pinned root, fetched and verified first when only a fingerprint was given."""
         if self._root is None:
             self.bootstrap_root()
-        assert self._root is not None
+        if self._root is None:  # cannot happen; narrows the type
+            raise AssertionError("_root is unset")
         return self._root
 
     @property
@@ -273,7 +274,8 @@ class StepCAClient:
         """
         if self._root is not None:
             return self._root
-        assert self._expected_fp is not None
+        if self._expected_fp is None:  # cannot happen; narrows the type
+            raise AssertionError("_expected_fp is unset")
         unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # bootstrap only; checked by fingerprint below
@@ -422,7 +424,7 @@ class StepCAClient:
         """
         found: list[dict[str, Any]] = []
         cursor = ""
-        for _ in range(1000):  # bounded: a CA never has that many pages
+        for _page in range(1000):  # bounded: a CA never has that many pages
             params = {}
             if cursor:
                 params["cursor"] = cursor
@@ -556,7 +558,7 @@ class StepCAClient:
         whole batch (root, provisioner, password) surface before this, when the key
         is decrypted with :meth:`provisioner_key`.
         """
-        outcomes: list[SignOutcome] = [SignOutcome() for _ in requests]
+        outcomes: list[SignOutcome] = [SignOutcome() for _request in requests]
         to_sign: list[int] = []
         for index, request in enumerate(requests):
             try:

@@ -81,8 +81,11 @@ SIGN_RULES: dict[str, list[list[str]]] = {
     ],
 }
 
+# step_ca_info accepts (and ignores) the provisioner options, so that one
+# module_defaults entry for group/mtls.rollout.step_ca can carry them (meta/runtime.yml).
 INFO_ARGUMENT_SPEC: dict[str, Any] = {
     **MODULE_CONNECTION_SPEC,
+    **{name: dict(arg, required=False) for name, arg in PROVISIONER_SPEC.items()},
     "wait_timeout": {"type": "float", "default": 0.0},
     "wait_interval": {"type": "float", "default": 1.0},
     "provisioners": {"type": "bool", "default": True},
@@ -289,13 +292,14 @@ def sign(job: SignJob, check_mode: bool) -> dict[str, Any]:
                 outcomes[index] = SignOutcome()
     else:
         key = client.provisioner_key(job.provisioner.name, job.provisioner.password)
-        signed = client.sign_many(key, [request for _, request in valid], workers=job.workers)
-        for position, (index, _) in enumerate(valid):
+        signed = client.sign_many(key, [item[1] for item in valid], workers=job.workers)
+        for position, (index, _request) in enumerate(valid):
             outcomes[index] = signed[position]
         result["root_fingerprint"] = client.root_fingerprint
     if job.single:
         outcome = outcomes[0]
-        assert outcome is not None
+        if outcome is None:  # cannot happen; narrows the type
+            raise AssertionError("outcome is unset")
         if outcome.error is not None:
             raise outcome.error
         result["changed"] = True
@@ -304,7 +308,8 @@ def sign(job: SignJob, check_mode: bool) -> dict[str, Any]:
         return result
     items = []
     for outcome in outcomes:
-        assert outcome is not None
+        if outcome is None:  # cannot happen; narrows the type
+            raise AssertionError("outcome is unset")
         items.append({"ok": True} if check_mode and outcome.error is None else outcome.as_dict())
     result["results"] = items
     result["failed_count"] = sum(1 for item in items if not item["ok"])

@@ -271,7 +271,8 @@ def _check_limits(request: SignRequest, key: ProvisionerKey) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
     not_before_time = _resolve(request.not_before, now) or now
     not_after_time = _resolve(not_after, not_before_time)
-    assert not_after_time is not None
+    if not_after_time is None:  # cannot happen; narrows the type
+        raise AssertionError("not_after_time is unset")
     if not_after_time <= now:
         raise TokenError(f"not_after {not_after!r} is in the past", kind="duration")
     if not_after_time <= not_before_time:

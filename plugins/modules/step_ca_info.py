@@ -35,6 +35,19 @@ attributes:
     support: full
     description: Only reads.
 options:
+  provisioner:
+    description:
+      - Ignored. Accepted so that C(module_defaults) for C(group/mtls.rollout.step_ca)
+        can set it for M(mtls.rollout.step_ca_sign) and M(mtls.rollout.step_ca_revoke).
+    type: str
+  provisioner_password:
+    description:
+      - Ignored, never used or returned; accepted for the same reason as O(provisioner).
+    type: str
+  provisioner_password_file:
+    description:
+      - Ignored, the file is not read; accepted for the same reason as O(provisioner).
+    type: path
   wait_timeout:
     description:
       - Seconds to wait for C(/health) to answer C(ok) (at most 3600). C(0) checks once.
