@@ -72,7 +72,7 @@ endif
 image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
 
 .PHONY: lint
-lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity
+lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity, galaxy-importer
 	yamllint --strict .
 	ansible-lint
 	ruff check .
@@ -82,6 +82,10 @@ lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, Python 3
 .PHONY: sanity
 sanity: venv ## Every ansible-test sanity test (compile and import on each installed managed-host Python)
 	tests/sanity.sh
+
+.PHONY: importer
+importer: venv ## galaxy-importer (Galaxy's upload checks) on a freshly built tarball, local mode
+	tests/galaxy-importer.sh
 
 .PHONY: unit
 unit: venv step-ca ## Unit tests for module_utils and modules (real step-ca on loopback)
@@ -101,9 +105,14 @@ package: venv ## Build the collection tarball and prove it installs
 	ansible-galaxy collection build --output-path build/package
 	cd build/package && ansible-galaxy collection install --force \
 	  --collections-path installed mtls-rollout-*.tar.gz
-	test -f build/package/installed/ansible_collections/mtls/rollout/plugins/modules/step_ca_sign.py
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/package/installed ansible-doc mtls.rollout.step_ca_sign >/dev/null
-	@echo "package: $$(ls build/package/*.tar.gz) builds and installs"
+	tests/check-package.sh build/package/mtls-rollout-*.tar.gz build/package/installed
+
+.PHONY: changelog
+changelog: venv ## Write CHANGELOG.md for galaxy.yml's version from changelogs/fragments (re-runnable)
+	antsibull-changelog lint
+	antsibull-changelog release --reload-plugins --update-existing \
+	  --refresh-fragments without-archives 2>&1 | { grep -v "no release_summary section" || true; }
+	@echo "changelog: CHANGELOG.md for $$(awk '/^version:/ { print $$2 }' galaxy.yml)"
 
 .PHONY: clean
 clean: ## Destroy test containers, stop the podman service, remove build links
