@@ -15,6 +15,11 @@ SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 export PATH := $(VENV)/bin:$(PATH)
 export MTLS_ENGINE
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+# Test state stays in the checkout: ansible-core's tmp and caches, Molecule's state, and the
+# copy of the collection that ansible-lint installs (a custom ANSIBLE_* path makes it use
+# ANSIBLE_HOME instead of its per-project cache; the default is ~/.ansible, where the copy
+# would shadow this checkout for any later ansible-playbook). tests/check-home.sh checks it.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 export MTLS_STEP_CA_BINARY := $(CURDIR)/build/step-ca
 ifeq ($(MTLS_ENGINE),podman)
 export DOCKER_HOST := unix://$(CURDIR)/.run/podman.sock
@@ -74,7 +79,9 @@ image: engine ## Build the Debian 12 systemd base image for the test containers 
 .PHONY: lint
 lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity, galaxy-importer
 	yamllint --strict .
+	@mkdir -p build && touch build/.lint-start
 	ansible-lint
+	tests/check-home.sh build/.lint-start
 	ruff check .
 	ruff format --check .
 	python tests/check_managed_python.py plugins
