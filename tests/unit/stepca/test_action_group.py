@@ -71,6 +71,17 @@ def test_group_lists_the_modules_that_talk_to_a_running_ca():
     assert sorted(_group()) == ["step_ca_info", "step_ca_revoke", "step_ca_sign"]
 
 
+def test_group_is_exactly_the_modules_with_the_connection_options():
+    # The ca_connection doc fragment documents the options and the group membership: a
+    # new module that extends it must join the group, and no other module may.
+    with_fragment = sorted(
+        path.stem
+        for path in (REPO / "plugins" / "modules").glob("*.py")
+        if "- mtls.rollout.ca_connection" in path.read_text()
+    )
+    assert with_fragment == sorted(_group())
+
+
 @pytest.mark.parametrize(
     "spec",
     [
