@@ -15,13 +15,17 @@ description:
   - Two spellings of one serial give the same string, so a list can be deduplicated after this
     filter (the C(nginx_mtls) role does that for its revoked-serial C(map)).
   - Fails for anything that is not one unambiguous, positive serial of at most 20 octets.
+  - Parsing is the collection's one serial parser (the one behind C(mtls.rollout.step_ca_revoke)'s
+    O(mtls.rollout.step_ca_revoke#module:serial)), with one more refusal, see O(_input).
 options:
   _input:
     description:
       - An integer is read as B(decimal), as step-ca prints serials.
-      - A string is read as B(hexadecimal), any case, optionally with a C(0x) prefix, either plain
-        (C(04D2), as C($ssl_client_serial) and C(openssl x509 -serial) show it) or in groups of
-        exactly two digits separated by colons (C(04:d2), as C(openssl x509 -text) shows it).
+      - A string is B(hexadecimal) when it has a C(0x) prefix (C(0x04D2)), is in groups of exactly
+        two digits separated by colons (C(04:d2), as C(openssl x509 -text) shows it), or contains a
+        letter a-f (C(04D2), as C($ssl_client_serial) and the modules' C(serial_hex) show it).
+      - A string of decimal digits only is B(refused): step-ca would mean decimal, NGINX and openssl
+        hex. Give such a serial as an integer, or with C(0x) or colons.
     type: raw
     required: true
 """
@@ -46,34 +50,33 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mtls.rollout.plugins.module_utils._stepca import serial_hex
+from ansible_collections.mtls.rollout.plugins.module_utils._crypto import (
+    CryptoError,
+    parse_serial,
+    serial_hex,
+)
 
-_HEX = re.compile(r"[0-9A-Fa-f]+")
-_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
-_MAX = 1 << (20 * 8)  # RFC 5280: at most 20 octets
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def nginx_serial(value: object) -> str:
-    """``value`` (decimal int, or hex string) as NGINX's ``$ssl_client_serial``."""
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text[:2] in ("0x", "0X"):
-            text = text[2:]
-        groups = text.split(":")
-        if len(groups) > 1 and all(_PAIR.fullmatch(group) for group in groups):
-            text = "".join(groups)
-        if _HEX.fullmatch(text):
-            number = int(text, 16)
-    if number is None or not 0 < number < _MAX:
+    """``value`` as NGINX's ``$ssl_client_serial``; ``_crypto.parse_serial``'s forms, minus one.
+
+    A quoted string of decimal digits is refused: ``parse_serial`` reads it as decimal
+    (step-ca), but ``$ssl_client_serial`` and ``serial_hex`` print hex that can be all
+    digits, and reading such a serial the wrong way would block another certificate and
+    let the revoked one in.
+    """
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         raise AnsibleFilterError(
-            f"nginx_serial: {value!r} is not a certificate serial: give a positive decimal integer,"
-            " or a hex string (plain, 0x-prefixed, or two-digit groups separated by colons)"
-            " of at most 20 octets"
+            f"nginx_serial: {value!r} could be decimal or hex: give a decimal serial as an"
+            " integer (unquoted), and a hex one with a 0x prefix or in two-digit groups with"
+            " colons"
         )
-    return serial_hex(number)
+    try:
+        return serial_hex(parse_serial(value))
+    except CryptoError as exc:
+        raise AnsibleFilterError(f"nginx_serial: {exc}") from None
 
 
 class FilterModule:

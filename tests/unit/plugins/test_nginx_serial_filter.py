@@ -31,10 +31,11 @@ ROLE_VARS = REPO / "roles" / "nginx_mtls" / "vars" / "main.yml"
         ("04:d2", "04D2"),
         ("04:D2", "04D2"),
         ("0x4D2", "04D2"),
-        ("0X04:d2", "04D2"),
+        ("0X04d2", "04D2"),
         (" 04d2\n", "04D2"),
         ("00:04:d2", "04D2"),  # a leading zero octet is not part of the serial
-        ("1234", "1234"),  # strings are hex, like $ssl_client_serial
+        ("0x1234", "1234"),
+        ("12:34", "1234"),
         (0x80, "80"),
         (1, "01"),
         ((1 << 160) - 1, "FF" * 20),
@@ -54,6 +55,7 @@ def test_spellings(value, expected):
         "g1",
         "",
         "0x",
+        "0x04:d2",
         0,
         -5,
         "00",
@@ -65,8 +67,23 @@ def test_spellings(value, expected):
     ],
 )
 def test_refused(value):
-    with pytest.raises(AnsibleFilterError, match="is not a certificate serial"):
+    with pytest.raises(AnsibleFilterError, match=r"^nginx_serial: "):
         nginx_serial(value)
+
+
+@pytest.mark.parametrize("value", ["1234", " 0042 ", "292915367398718432069524146224963131041"])
+def test_a_string_of_digits_is_refused_as_ambiguous(value):
+    # step-ca prints decimal, NGINX and serial_hex print hex that may be all digits:
+    # guessing wrong would deny another certificate and let the revoked one in.
+    with pytest.raises(AnsibleFilterError, match="could be decimal or hex"):
+        nginx_serial(value)
+
+
+def test_parsing_is_the_collections_one_parser():
+    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
+
+    for value in (1234, "04:d2", "0x4d2", "4D2"):
+        assert nginx_serial(value) == _crypto.serial_hex(_crypto.parse_serial(value))
 
 
 def test_registered_under_its_name():
