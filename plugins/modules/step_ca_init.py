@@ -224,24 +224,24 @@ ARGUMENT_SPEC = {
 
 
 def _file_args(layout, params) -> dict:
-    """Final mode, owner and group of each file step_ca_init writes, by path."""
+    """Final mode, owner and group of each folder and file step_ca_init manages, by path.
+
+    Only the service's group may read ca.json and the intermediate key; the rest is root's.
+    """
     return {
         path: {
             "mode": mode,
             "owner": params["owner"],
             "group": params["group"] if service_readable else "root",
         }
-        for path, mode, service_readable in layout.managed_files()
+        for path, mode, service_readable in layout.folders() + layout.managed_files()
     }
 
 
-def _set_attributes(module, layout, params, changed: bool) -> bool:
-    for path, mode, service_readable in layout.folders() + layout.managed_files():
+def _set_attributes(module, file_args: dict, changed: bool) -> bool:
+    for path, args in file_args.items():
         if os.path.exists(path):
-            group = params["group"] if service_readable else "root"
-            attrs = module.load_file_common_arguments(
-                {"mode": mode, "owner": params["owner"], "group": group}, path=path
-            )
+            attrs = module.load_file_common_arguments(args, path=path)
             changed = module.set_fs_attributes_if_different(attrs, changed)
     return changed
 
@@ -259,10 +259,10 @@ def main() -> None:
     layout = _stepca_init.Layout(params["config_dir"], params["data_dir"])
     changed = bool(plan.writes)
     if not module.check_mode:
+        file_args = _file_args(layout, params)
         try:
             for folder, _mode, _readable in layout.folders():
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            file_args = _file_args(layout, params)
             for change in plan.writes:
                 # A 0600 temporary file renamed into place, then the final attributes.
                 _io.write_file(module, change.path, change.content, file_args[change.path])
@@ -270,7 +270,7 @@ def main() -> None:
             module.fail_json(msg=f"cannot create {exc.filename}: {exc.strerror}")
         except _io.FileIOError as exc:
             module.fail_json(msg=str(exc))
-        changed = _set_attributes(module, layout, params, changed)
+        changed = _set_attributes(module, file_args, changed)
 
     module.exit_json(
         changed=changed,

@@ -79,6 +79,8 @@ def test_file_modes(run_module, tmp_path):
         files.password_file: 0o600,
         files.ca_json: 0o640,
     }
+    folders = {path: stat.S_IMODE(os.stat(path).st_mode) for path, _m, _r in files.folders()}
+    assert sorted(folders.values()) == [0o750, 0o750, 0o755]
 
 
 def test_regenerate_true_runs_once(run_module, tmp_path):
