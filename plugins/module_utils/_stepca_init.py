@@ -242,17 +242,12 @@ def _provisioner_entry(
     entry = dict(existing) if is_jwk else {}
     if regenerate or not _reuse_provisioner(existing, password):
         fresh = _stepca_bootstrap.make_jwk_provisioner(name, password, {}, None)
-        entry.update(
-            {k: fresh[k] for k in ("type", "name", "key", "encryptedKey")},
-        )
-        # On regeneration, "regenerating the PKI" already says why.
-        if regenerate:
-            pass
-        elif existing is None:
+        entry.update({k: fresh[k] for k in ("type", "name", "key", "encryptedKey")})
+        if existing is None:
             reasons.append(f"provisioner {name}: new key")
         elif not is_jwk:
             reasons.append(f"provisioner {name}: replaced a {existing.get('type')} provisioner")
-        else:
+        elif not regenerate:  # "regenerating the PKI" already says why
             reasons.append(f"provisioner {name}: password changed, new key")
     claims = dict(entry.get("claims") or {})
     claims.update(_claims(spec))
