@@ -3,8 +3,8 @@
 #
 # 1. The tarball holds no tests, Molecule scenarios, inventories, developer tooling or
 #    caches (build_ignore in galaxy.yml), and does hold the runtime metadata and changelog.
-# 2. ansible-doc renders every module (plugins/modules/*.py) and every role (roles/*/) of
-#    this checkout from the installed copy, and from nowhere else.
+# 2. ansible-doc renders every module (plugins/modules/*.py), filter (plugins/filter/*.py)
+#    and role (roles/*/) of this checkout from the installed copy, and from nowhere else.
 #
 # Usage: tests/check-package.sh TARBALL INSTALLED_COLLECTIONS_PATH
 set -euo pipefail
@@ -59,6 +59,9 @@ done
 for role in "$repo"/roles/*/; do
   render role "$(basename "$role")"
 done
+for plugin in "$repo"/plugins/filter/*.py; do  # one filter per file, named like the file
+  if [[ -e $plugin ]]; then render filter "$(basename "$plugin" .py)"; fi
+done
 [[ $fail -eq 0 ]] || exit 1
 echo "package: $(basename "$tarball"): $(wc -l <<<"$listing") entries, none for tests or caches;" \
-  "ansible-doc renders all $count modules and roles from the installed copy"
+  "ansible-doc renders all $count modules, filters and roles from the installed copy"

@@ -24,7 +24,7 @@ options:
       - A string is B(hexadecimal) when it has a C(0x) prefix (C(0x04D2)), is in groups of exactly
         two digits separated by colons (C(04:d2), as C(openssl x509 -text) shows it), or contains a
         letter a-f (C(04D2), as C($ssl_client_serial) and the modules' C(serial_hex) show it).
-      - A string of decimal digits only is B(refused): step-ca would mean decimal, NGINX and openssl
+      - A string of decimal digits only is B(refused); step-ca would mean decimal, NGINX and openssl
         hex. Give such a serial as an integer, or with C(0x) or colons.
     type: raw
     required: true
