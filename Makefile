@@ -107,7 +107,7 @@ molecule: setup ## Run every Molecule scenario (SCENARIOS="a b" to choose)
 	done
 
 .PHONY: package
-package: venv ## Build the collection tarball and prove it installs
+package: venv ## Build and install the tarball; no test or cache files in it; ansible-doc renders all from the install
 	rm -rf build/package && mkdir -p build/package
 	ansible-galaxy collection build --output-path build/package
 	cd build/package && ansible-galaxy collection install --force \
