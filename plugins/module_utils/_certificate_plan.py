@@ -278,7 +278,7 @@ def assess(item: Item, anchors: list[Any], now: datetime | None = None) -> ItemP
         plan.reasons.append(cert_problem)
     elif leaf is None:
         plan.needs_signing = True
-        plan.reasons.append("missing")
+        plan.reasons.append(f"certificate {item.cert_path} is missing")
     elif plan.key_action == "keep":
         desired = _crypto.Desired(
             subject={"common_name": item.common_name},
