@@ -227,7 +227,11 @@ def run(args: argparse.Namespace) -> int:
 
             def once_concurrent() -> list[_stepca.SignedCertificate]:
                 once = client.provisioner_key(PROVISIONER, password)
-                return client.sign_many(once, requests, workers=args.workers)
+                outcomes = client.sign_many(once, requests, workers=args.workers)
+                failed = [str(outcome.error) for outcome in outcomes if not outcome.ok]
+                if failed:
+                    raise RuntimeError(f"sign_many: {len(failed)} not signed: {failed[0]}")
+                return [outcome.certificate for outcome in outcomes if outcome.certificate]
 
             modes = [
                 ("(a) baseline: decrypt per certificate, sequential", baseline),

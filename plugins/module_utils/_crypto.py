@@ -18,7 +18,8 @@ Keys
     :func:`serialize_private_key`, :func:`public_key_pem`, :func:`public_key_fingerprint`,
     :func:`same_public_key`, :class:`PrivateKeyBackend` (the ``private_key`` module's logic).
 Names and SANs
-    :class:`San`, :func:`parse_san`, :func:`parse_sans`, :func:`san_from_common_name`,
+    :class:`San`, :func:`parse_san`, :func:`parse_sans`, :func:`read_token_san`,
+    :func:`certificate_sans`, :func:`token_strings`,
     :func:`sans_of`, :func:`format_san_diff`, :func:`build_name`, :func:`name_to_dict`,
     :func:`subject_argument_spec` (the subject options of a module).
 Profiles
@@ -41,6 +42,7 @@ import hashlib
 import ipaddress
 import re
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -471,11 +473,10 @@ def parse_san(text: Any) -> San:
     if kind == "DNS":
         return San("DNS", _check_dns_name(value, text))
     if kind == "IP":
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise CryptoError(f"SAN {text!r} is not a valid IPv4 or IPv6 address") from None
-        return San("IP", str(address))
+        address = _ip_address(value, text)
+        if address is None:
+            raise CryptoError(f"SAN {text!r} is not a valid IPv4 or IPv6 address")
+        return San("IP", address)
     if kind == "email":
         local, at, domain = value.rpartition("@")
         if not at or not local or not domain or any(c.isspace() for c in value):
@@ -496,22 +497,106 @@ def parse_sans(values: list[Any] | None) -> tuple[San, ...]:
     return tuple(sorted({parse_san(value) for value in values or []}))
 
 
-def san_from_common_name(common_name: str) -> San | None:
-    """The SAN a CA such as step-ca adds for a CN when the request has no SANs, or ``None``."""
-    for candidate in (f"IP:{common_name}", f"email:{common_name}", f"URI:{common_name}"):
-        kind = candidate.split(":", 1)[0]
-        if kind == "email" and "@" not in common_name:
-            continue
-        if kind == "URI" and "://" not in common_name:
-            continue
+def _ip_address(value: str, original: str) -> str | None:
+    """The canonical text of an IP address, or ``None`` when ``value`` is not one.
+
+    IPv6 is compressed and lower-case, an IPv4-mapped IPv6 address becomes IPv4 (that is
+    how it is stored in a certificate). A scoped IPv6 address (``fe80::1%eth0``) is
+    refused: the zone cannot be put in a certificate, so it would never compare equal.
+    """
+    if "%" in value:
+        head = value.split("%", 1)[0]
         try:
-            return parse_san(candidate)
-        except CryptoError:
-            continue
+            ipaddress.IPv6Address(head)
+        except ValueError:
+            return None
+        raise CryptoError(
+            f"SAN {original!r}: a scoped IPv6 address (with a %zone) cannot be put in a"
+            f" certificate; give it without the zone, as {head}"
+        )
     try:
-        return parse_san(f"DNS:{common_name}")
-    except CryptoError:
+        address = ipaddress.ip_address(value)
+    except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def read_token_san(value: str, *, strict: bool = True) -> San:
+    """A plain SAN string read the way step-ca reads a token's ``sans`` (``SplitSANs``).
+
+    An IP address, else a URI (a ``scheme:`` prefix), else an e-mail address (has an
+    ``@``), else a DNS name; normalised like :func:`parse_san`. With ``strict`` the value
+    is validated like a ``TYPE:value`` SAN (surrounding blanks dropped); without it (a
+    common name that step-ca copies into the SANs, such as ``John Doe``) a DNS name is
+    only lower-cased, and must be ASCII to fit a certificate.
+    """
+    if not isinstance(value, str):
+        raise CryptoError(f"SAN {value!r} must be a string")
+    text = value.strip() if strict else value
+    address = _ip_address(text, value)
+    if address is not None:
+        return San("IP", address)
+    if _URI_SCHEME.match(text):
+        if strict or any(c.isspace() for c in text):
+            return parse_san(f"URI:{text}")
+        return San("URI", text)
+    if "@" in text:
+        if strict:
+            return parse_san(f"email:{text}")
+        local, _at, domain = text.rpartition("@")
+        return San("email", f"{local}@{domain.lower()}")
+    if strict:
+        return parse_san(f"DNS:{text}")
+    if not text or not text.isascii() or not text.isprintable():
+        raise CryptoError(
+            f"common name {value!r} cannot be a SAN (step-ca copies the common name into"
+            " the SANs when none are given, and a certificate's DNS name must be printable"
+            " ASCII); give subject_alt_names"
+        )
+    return San("DNS", text.lower())
+
+
+def certificate_sans(common_name: str | None, requested: Iterable[San] | None) -> tuple[San, ...]:
+    """The SANs step-ca puts in a certificate signed for ``common_name`` and ``requested``.
+
+    This is the one answer to "which names does this item authorise", used to mint the
+    signing token (:mod:`_stepca`), by :func:`evaluate_certificate` (``certificate_info``)
+    and by the certificate role's check of an issued certificate.
+
+    * ``requested`` not empty: exactly those SANs (sorted, without duplicates).
+    * ``requested`` empty or ``None``: the common name alone, as step-ca copies it into the
+      SANs (read with :func:`read_token_san`, not strict): ``web.example.com`` gives
+      ``DNS:web.example.com``, ``10.0.0.5`` gives ``IP:10.0.0.5``, ``John Doe`` gives
+      ``DNS:john doe``. Without a common name, no SAN.
+    """
+    sans = tuple(sorted(set(requested or ())))
+    if sans:
+        return sans
+    if common_name:
+        return (read_token_san(common_name, strict=False),)
+    return ()
+
+
+def token_strings(sans: Iterable[San]) -> list[str]:
+    """The plain strings a step-ca token carries for ``sans``, in order.
+
+    A token has no SAN types: step-ca types each string by its form (see
+    :func:`read_token_san`). A SAN whose value step-ca would read as another type (such
+    as ``DNS:10.0.0.5``, which it would issue as an IP address) is refused.
+    """
+    values = []
+    for san in sans:
+        read = read_token_san(san.value, strict=False) if san.kind in SAN_KINDS else None
+        if read != san:
+            as_what = f"as {read}" if read is not None else "at all"
+            raise CryptoError(
+                f"SAN {san} cannot be requested from step-ca: its tokens carry SANs as plain"
+                f" strings, and step-ca would read {san.value!r} {as_what}"
+            )
+        values.append(san.value)
+    return values
 
 
 def _san_of_general_name(name: x509.GeneralName) -> San:
@@ -1120,14 +1205,10 @@ def evaluate_certificate(
                 reasons.append(f"subject {key} differs: {current.get(key)!r}, wanted {value!r}")
 
     if desired.sans is not None:
-        current_sans = sans_of(cert.extensions)
-        wanted = desired.sans
-        if not wanted and (desired.subject or {}).get("common_name"):
-            # A CA such as step-ca puts the common name in the SANs when none were asked for.
-            implied = san_from_common_name(str(desired.subject["common_name"]))
-            if implied is not None and current_sans == (implied,):
-                wanted = (implied,)
-        san_diff = format_san_diff(current_sans, wanted)
+        # With no SANs wanted, step-ca issues the common name as the only SAN.
+        common_name = (desired.subject or {}).get("common_name")
+        wanted = certificate_sans(str(common_name).strip() if common_name else None, desired.sans)
+        san_diff = format_san_diff(sans_of(cert.extensions), wanted)
         if san_diff:
             reasons.append(f"SANs differ: {san_diff}")
 

@@ -220,36 +220,6 @@ def serial_hex(serial: int) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
-def csr_identity(csr: x509.CertificateSigningRequest) -> tuple[str, list[str]]:
-    """The CSR's common name and SANs as plain strings (DNS, IP, email, URI), like step."""
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(cns[0].value) if cns else ""
-    sans: list[str] = []
-    try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        ext = None
-    if ext is not None:
-        sans += ext.get_values_for_type(x509.DNSName)
-        sans += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-        sans += ext.get_values_for_type(x509.RFC822Name)
-        sans += ext.get_values_for_type(x509.UniformResourceIdentifier)
-    return common_name, sans
-
-
-def _san_strings(cert: x509.Certificate) -> list[str]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    values: list[str] = []
-    values += ext.get_values_for_type(x509.DNSName)
-    values += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-    values += ext.get_values_for_type(x509.RFC822Name)
-    values += ext.get_values_for_type(x509.UniformResourceIdentifier)
-    return values
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -259,9 +229,13 @@ class SignRequest:
 
     ``not_before``/``not_after`` are RFC 3339 times or durations as step-ca takes
     them (a ``not_after`` duration counts from ``not_before``); ``duration`` is a
-    shorthand for a ``not_after`` duration. ``sans`` and ``subject`` are what the
-    token authorises; they default to the CSR's own SANs and common name. Setting
-    them lets the controller refuse a CSR that asks for more than it should.
+    shorthand for a ``not_after`` duration.
+
+    ``subject`` and ``sans`` are what the token authorises (see
+    :func:`_crypto.certificate_sans`): ``sans=[]`` authorises the common name alone,
+    as step-ca puts it in the certificate; ``sans=None`` takes the CSR's own SANs,
+    which trusts whoever made the CSR, so it is for ad hoc use only. ``subject``
+    defaults to the CSR's common name.
     """
 
     csr: str
@@ -306,6 +280,25 @@ class SignedCertificate:
             "subject": self.subject,
             "subject_alt_names": self.sans,
         }
+
+
+@dataclass
+class SignOutcome:
+    """What became of one request of a batch: a certificate, or the reason there is none."""
+
+    certificate: SignedCertificate | None = None
+    error: StepCAError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.certificate is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The per-item result: ``ok`` and the certificate, or ``msg`` and ``error_kind``."""
+        if self.certificate is not None:
+            return {"ok": True, **self.certificate.as_dict()}
+        error = self.error or StepCAError("not signed", kind="error")
+        return {"ok": False, "msg": str(error), "error_kind": error.kind}
 
 
 @dataclass
@@ -686,6 +679,11 @@ class StepCAClient:
     def prepare(self, request: SignRequest, key: ProvisionerKey | None = None) -> dict[str, Any]:
         """Check a request locally and work out the token's subject and SANs.
 
+        The SANs come from :func:`_crypto.certificate_sans`, normalised (DNS names
+        lower-case, IPv6 canonical). A CSR that asks for a SAN or a common name the
+        request does not authorise is refused here (``san_not_allowed``); the CA
+        would refuse it too, since the token carries only the authorised names.
+
         Raises :class:`StepCAError` for a bad CSR, bad times, or (when ``key`` has
         duration claims) a validity outside the provisioner's limits.
         """
@@ -695,13 +693,34 @@ class StepCAClient:
             raise StepCAError("not a PEM certificate signing request", kind="invalid") from exc
         if not csr.is_signature_valid:
             raise StepCAError("the CSR's signature does not verify", kind="invalid")
-        common_name, csr_sans = csr_identity(csr)
-        sans = list(request.sans) if request.sans else csr_sans
-        subject = request.subject or common_name or (sans[0] if sans else "")
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(cns[0].value) if cns else ""
+        csr_sans = _crypto.sans_of(csr.extensions)
+        subject = request.subject or common_name
+        try:
+            if request.sans is None:
+                requested: tuple[_crypto.San, ...] = csr_sans
+            else:
+                requested = tuple(_crypto.read_token_san(value) for value in request.sans)
+            authorised = _crypto.certificate_sans(subject, requested)
+            sans = _crypto.token_strings(authorised)
+        except _crypto.CryptoError as exc:
+            raise StepCAError(str(exc), kind="invalid") from None
+        subject = subject or (sans[0] if sans else "")
         if not subject:
             raise StepCAError("the CSR has neither a common name nor SANs", kind="invalid")
-        if not sans:
-            sans = [subject]
+        if common_name and common_name != subject:
+            raise StepCAError(
+                f"the CSR's common name {common_name!r} is not the authorised {subject!r}",
+                kind="san_not_allowed",
+            )
+        extra = [str(san) for san in csr_sans if san not in authorised]
+        if extra:
+            raise StepCAError(
+                f"the CSR for {subject!r} asks for SANs that are not authorised:"
+                f" {', '.join(extra)} (authorised: {', '.join(map(str, authorised))})",
+                kind="san_not_allowed",
+            )
         check_time_value(request.not_before, "not_before")
         check_time_value(request.not_after, "not_after")
         check_time_value(request.duration, "duration")
@@ -783,47 +802,38 @@ class StepCAClient:
         *,
         workers: int = 4,
         check_limits: bool = True,
-    ) -> list[SignedCertificate]:
-        """Sign ``requests`` concurrently (at most ``workers`` at once), in input order.
+    ) -> list[SignOutcome]:
+        """Sign ``requests`` concurrently (at most ``workers`` at once): one outcome each, in order.
 
-        Every request is checked locally before any is sent, so a bad item fails
-        the batch before the CA issues anything. If the CA refuses some, the error
-        lists each failed item by its position.
+        A request that fails the local checks or that the CA refuses gets an outcome
+        with its error; the others are signed all the same. Errors that concern the
+        whole batch (root, provisioner, password) surface before this, when the key
+        is decrypted with :meth:`provisioner_key`.
         """
+        outcomes: list[SignOutcome] = [SignOutcome() for _ in requests]
+        to_sign: list[int] = []
         for index, request in enumerate(requests):
             try:
                 self.prepare(request, key if check_limits else None)
             except StepCAError as exc:
-                if len(requests) == 1:
-                    raise
-                raise StepCAError(f"CSR #{index}: {exc}", kind=exc.kind) from None
+                outcomes[index].error = exc
+            else:
+                to_sign.append(index)
+        if not to_sign:
+            return outcomes
         self.root  # noqa: B018 - bootstrap once, before the threads start
-        size = max(1, min(int(workers), MAX_WORKERS, len(requests) or 1))
-        results: list[SignedCertificate | None] = [None] * len(requests)
-        failures: list[tuple[int, StepCAError]] = []
+        size = max(1, min(int(workers), MAX_WORKERS, len(to_sign)))
         with ThreadPoolExecutor(max_workers=size) as pool:
-            futures = [
-                pool.submit(self.sign, key, request, check_limits=check_limits)
-                for request in requests
-            ]
-            for index, future in enumerate(futures):
+            futures = {
+                index: pool.submit(self.sign, key, requests[index], check_limits=check_limits)
+                for index in to_sign
+            }
+            for index, future in futures.items():
                 try:
-                    results[index] = future.result()
+                    outcomes[index].certificate = future.result()
                 except StepCAError as exc:
-                    failures.append((index, exc))
-        if failures and len(requests) == 1:
-            raise failures[0][1]
-        if failures:
-            detail = "; ".join(f"CSR #{index}: {exc}" for index, exc in failures)
-            kinds = {exc.kind for _, exc in failures}
-            error = StepCAError(
-                f"{len(failures)} of {len(requests)} CSRs were not signed: {detail}",
-                kind=kinds.pop() if len(kinds) == 1 else "mixed",
-                status=failures[0][1].status,
-            )
-            error.failed = [index for index, _ in failures]  # type: ignore[attr-defined]
-            raise error
-        return [result for result in results if result is not None]
+                    outcomes[index].error = exc
+        return outcomes
 
     # ---- revocation
 
@@ -985,7 +995,7 @@ def _signed_from_answer(answer: Any, label: str) -> SignedCertificate:
         not_before=_rfc3339(_crypto.not_valid_before(leaf)),
         not_after=_rfc3339(_crypto.not_valid_after(leaf)),
         subject=leaf.subject.rfc4514_string(),
-        sans=_san_strings(leaf),
+        sans=[san.value for san in _crypto.sans_of(leaf.extensions)],
     )
 
 
@@ -1069,90 +1079,125 @@ def client_from_params(params: dict[str, Any]) -> StepCAClient:
     )
 
 
-def _sign_requests(params: dict[str, Any]) -> list[SignRequest]:
+def _sign_request(item: Any, defaults: dict[str, Any], where: str) -> SignRequest:
+    """One :class:`SignRequest` from a ``csrs`` item (or the ``csr`` options)."""
+    if isinstance(item, str):
+        item = {"csr": item}
+    if not isinstance(item, dict) or not isinstance(item.get("csr"), str):
+        raise StepCAError(f"{where} must be a PEM CSR or a dict with a csr key", kind="invalid")
+    unknown = sorted(set(item) - {"csr", *_ITEM_OPTIONS})
+    if unknown:
+        raise StepCAError(f"{where}: unknown keys {', '.join(unknown)}", kind="invalid")
+    # An item's own not_after or duration replaces both defaults.
+    if item.get("not_after") or item.get("duration"):
+        not_after, duration = item.get("not_after"), item.get("duration")
+    else:
+        not_after, duration = defaults["not_after"], defaults["duration"]
+    sans = item.get("subject_alt_names")
+    if sans is not None and (
+        not isinstance(sans, list) or not all(isinstance(v, str) for v in sans)
+    ):
+        raise StepCAError(f"{where}: subject_alt_names must be a list of strings", kind="invalid")
+    return SignRequest(
+        csr=item["csr"],
+        not_before=item.get("not_before") or defaults["not_before"],
+        not_after=not_after,
+        duration=duration,
+        # None (not given) takes the CSR's SANs; [] authorises the common name alone.
+        sans=None if sans is None else list(sans),
+        subject=item.get("common_name") or None,
+    )
+
+
+def _sign_requests(params: dict[str, Any]) -> list[SignRequest | StepCAError]:
+    """The requests of ``step_ca_sign``, or for each bad ``csrs`` item its error.
+
+    Errors that concern every item (such as a bad module-level duration) are raised.
+    """
     defaults = {
-        "not_before": params.get("not_before"),
-        "not_after": params.get("not_after"),
-        "duration": params.get("duration"),
+        "not_before": check_time_value(params.get("not_before"), "not_before"),
+        "not_after": check_time_value(params.get("not_after"), "not_after"),
+        "duration": check_time_value(params.get("duration"), "duration"),
     }
     if params.get("csr") is not None:
-        items: list[Any] = [
-            {
-                "csr": params["csr"],
-                "subject_alt_names": params.get("subject_alt_names"),
-                "common_name": params.get("common_name"),
-            }
-        ]
-    else:
-        if params.get("subject_alt_names") or params.get("common_name"):
-            raise StepCAError(
-                "subject_alt_names and common_name apply to csr; with csrs, set them per item",
-                kind="invalid",
-            )
-        items = list(params.get("csrs") or [])
-        if not items:
-            raise StepCAError("csrs is empty: nothing to sign", kind="invalid")
-    requests = []
-    for index, item in enumerate(items):
-        where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
-        if isinstance(item, str):
-            item = {"csr": item}
-        if not isinstance(item, dict) or not isinstance(item.get("csr"), str):
-            raise StepCAError(f"{where} must be a PEM CSR or a dict with a csr key", kind="invalid")
-        unknown = sorted(set(item) - {"csr", *_ITEM_OPTIONS})
-        if unknown:
-            raise StepCAError(f"{where}: unknown keys {', '.join(unknown)}", kind="invalid")
-        merged = {key: item.get(key) or defaults.get(key) for key in ("not_before",)}
-        # An item's own not_after or duration replaces both defaults.
-        if item.get("not_after") or item.get("duration"):
-            merged["not_after"] = item.get("not_after")
-            merged["duration"] = item.get("duration")
-        else:
-            merged["not_after"] = defaults["not_after"]
-            merged["duration"] = defaults["duration"]
-        sans = item.get("subject_alt_names")
-        if sans is not None and (
-            not isinstance(sans, list) or not all(isinstance(v, str) for v in sans)
-        ):
-            raise StepCAError(
-                f"{where}: subject_alt_names must be a list of strings", kind="invalid"
-            )
-        requests.append(
-            SignRequest(
-                csr=item["csr"],
-                not_before=merged["not_before"],
-                not_after=merged["not_after"],
-                duration=merged["duration"],
-                sans=list(sans) if sans else None,
-                subject=item.get("common_name") or None,
-            )
+        item = {
+            "csr": params["csr"],
+            "subject_alt_names": params.get("subject_alt_names"),
+            "common_name": params.get("common_name"),
+        }
+        return [_sign_request(item, defaults, "csr")]
+    if params.get("subject_alt_names") is not None or params.get("common_name"):
+        raise StepCAError(
+            "subject_alt_names and common_name apply to csr; with csrs, set them per item",
+            kind="invalid",
         )
+    items = list(params.get("csrs") or [])
+    if not items:
+        raise StepCAError("csrs is empty: nothing to sign", kind="invalid")
+    requests: list[SignRequest | StepCAError] = []
+    for index, item in enumerate(items):
+        try:
+            requests.append(_sign_request(item, defaults, f"csrs[{index}]"))
+        except StepCAError as exc:
+            requests.append(exc)
     return requests
 
 
 def run_sign(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    """The ``step_ca_sign`` module: returns its result, raises :class:`StepCAError`."""
+    """The ``step_ca_sign`` module: returns its result, raises :class:`StepCAError`.
+
+    With ``csr`` any failure raises. With ``csrs`` the result holds ``results``, one
+    per item in order (a certificate, or the reason there is none), and
+    ``failed_count``; only errors that concern the whole batch raise, and they are
+    found before anything is signed: bad options, an unreachable CA, a root
+    fingerprint mismatch, an unknown provisioner, a wrong password. ``changed`` is
+    true when at least one certificate was issued (in check mode: would be).
+    """
     workers = params.get("workers", 4)
     if not 1 <= workers <= MAX_WORKERS:
         raise StepCAError(f"workers must be between 1 and {MAX_WORKERS}", kind="invalid")
+    single = params.get("csr") is not None
     requests = _sign_requests(params)
     client = client_from_params(params)
-    for index, request in enumerate(requests):
-        try:
-            client.prepare(request)
-        except StepCAError as exc:
-            where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
-            raise StepCAError(f"{where}: {exc}", kind=exc.kind) from None
-    result: dict[str, Any] = {"changed": True, "provisioner": params["provisioner"]}
+    password = _provisioner_password(params)
+    outcomes = [
+        SignOutcome(error=req) if isinstance(req, StepCAError) else None for req in requests
+    ]
+    valid = [(index, req) for index, req in enumerate(requests) if isinstance(req, SignRequest)]
+    result: dict[str, Any] = {"provisioner": params["provisioner"]}
     if check_mode:
-        return result
-    key = client.provisioner_key(params["provisioner"], _provisioner_password(params))
-    signed = client.sign_many(key, requests, workers=workers)
-    result["root_fingerprint"] = client.root_fingerprint
-    if params.get("csr") is not None:
-        result.update(signed[0].as_dict())
+        for index, request in valid:
+            try:
+                client.prepare(request)
+            except StepCAError as exc:
+                outcomes[index] = SignOutcome(error=exc)
+            else:
+                outcomes[index] = SignOutcome()
     else:
-        result["certificates"] = [item.as_dict() for item in signed]
+        key = client.provisioner_key(params["provisioner"], password)
+        signed = client.sign_many(key, [req for _, req in valid], workers=workers)
+        for position, (index, _) in enumerate(valid):
+            outcomes[index] = signed[position]
+        result["root_fingerprint"] = client.root_fingerprint
+    if single:
+        outcome = outcomes[0]
+        assert outcome is not None
+        if outcome.error is not None:
+            raise outcome.error
+        result["changed"] = True
+        if outcome.certificate is not None:
+            result.update(outcome.certificate.as_dict())
+        return result
+    items = []
+    for outcome in outcomes:
+        assert outcome is not None
+        if check_mode and outcome.error is None:
+            items.append({"ok": True})
+        else:
+            items.append(outcome.as_dict())
+    result["results"] = items
+    result["failed_count"] = sum(1 for item in items if not item["ok"])
+    result["changed"] = result["failed_count"] < len(items)
     return result
 
 
@@ -1427,7 +1472,7 @@ def run_module(
     """The whole ``main()`` of a step-ca module: parse the options, run ``action``, report.
 
     ``action(params, check_mode)`` returns the result; a :class:`StepCAError` becomes
-    ``fail_json`` with its message, ``error_kind``, and the failed batch positions if any.
+    ``fail_json`` with its message and ``error_kind``.
     """
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     if CRYPTOGRAPHY_IMPORT_ERROR:
@@ -1437,7 +1482,5 @@ def run_module(
     try:
         result = action(module.params, module.check_mode)
     except StepCAError as exc:
-        failed = getattr(exc, "failed", None)
-        extra = {"failed_items": failed} if failed else {}
-        module.fail_json(msg=str(exc), error_kind=exc.kind, **extra)
+        module.fail_json(msg=str(exc), error_kind=exc.kind)
     module.exit_json(**result)

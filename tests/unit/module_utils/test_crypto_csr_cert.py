@@ -368,12 +368,20 @@ def test_verdict_many_reasons_joined(test_ca, key):
     assert verdict.reason == "; ".join(verdict.reasons)
 
 
-def test_verdict_common_name_san_added_by_the_ca_is_accepted(test_ca, key):
-    # step-ca copies the CN into the SANs when the request had none.
+def test_verdict_no_sans_wanted_means_the_common_name_alone(test_ca, key):
+    # step-ca copies the CN into the SANs when the token names none; that is the
+    # one certificate an item without SANs gets, so it is the only one accepted.
     verdict = _verdict(test_ca, key, dict(WANTED, subject_alt_names=[]))
     assert not verdict.needs_signing, verdict.reasons
     no_san = _verdict(test_ca, key, dict(WANTED, subject_alt_names=[]), {"sans": []})
-    assert not no_san.needs_signing, no_san.reasons
+    assert no_san.reasons == ["SANs differ: +DNS:web.example.com"]
+    extra = _verdict(
+        test_ca,
+        key,
+        dict(WANTED, subject_alt_names=[]),
+        {"sans": [x509.DNSName("web.example.com"), x509.DNSName("bank.example.com")]},
+    )
+    assert extra.reasons == ["SANs differ: -DNS:bank.example.com"]
 
 
 def test_verdict_unchecked_parts(test_ca, key):

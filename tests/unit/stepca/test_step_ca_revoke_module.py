@@ -96,14 +96,18 @@ WRONG_PASSWORD = "wrong-revoke-password-do-not-print"
 def run(step_ca, run_playbook):
     client = step_ca.client()
     key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
-    signed = client.sign_many(
-        key,
-        [
-            _stepca.SignRequest(csr=make_csr("Mallory", emails=("mallory@example.com",))),
-            _stepca.SignRequest(csr=make_csr("Trent", emails=("trent@example.com",))),
-        ],
-        workers=2,
-    )
+    signed = [
+        outcome.certificate
+        for outcome in client.sign_many(
+            key,
+            [
+                _stepca.SignRequest(csr=make_csr("Mallory", emails=("mallory@example.com",))),
+                _stepca.SignRequest(csr=make_csr("Trent", emails=("trent@example.com",))),
+            ],
+            workers=2,
+        )
+    ]
+    assert all(signed)
     extra = {
         "ca_url": step_ca.url,
         "root_fingerprint": step_ca.root_fingerprint,

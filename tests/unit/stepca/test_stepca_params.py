@@ -84,25 +84,41 @@ def test_read_password_file_strips_newline(tmp_path):
         _stepca.read_password_file(str(path))
 
 
-def test_csr_identity_keeps_all_san_types():
+def test_prepare_takes_the_csr_sans_only_when_none_are_given():
     csr = make_csr(
         "John Doe",
-        dns=("a.example.test",),
-        ips=("192.0.2.1", "2001:db8::1"),
-        emails=("john@example.test",),
+        dns=("A.example.test",),
+        ips=("192.0.2.1", "2001:DB8:0::1"),
+        emails=("john@Example.test",),
         uris=("spiffe://example.test/x",),
     )
-    from cryptography import x509
-
-    common_name, sans = _stepca.csr_identity(x509.load_pem_x509_csr(csr.encode()))
-    assert common_name == "John Doe"
-    assert sans == [
+    client = _stepca.StepCAClient("https://127.0.0.1:1", root_fingerprint="ab" * 32)
+    info = client.prepare(_stepca.SignRequest(csr=csr))
+    assert info["subject"] == "John Doe"
+    assert info["sans"] == [
         "a.example.test",
         "192.0.2.1",
         "2001:db8::1",
-        "john@example.test",
         "spiffe://example.test/x",
+        "john@example.test",
     ]
+    # An empty list authorises the common name alone: this CSR asks for more.
+    with pytest.raises(_stepca.StepCAError, match="not authorised") as caught:
+        client.prepare(_stepca.SignRequest(csr=csr, sans=[]))
+    assert caught.value.kind == "san_not_allowed"
+
+
+def test_prepare_empty_sans_authorise_the_common_name_alone():
+    client = _stepca.StepCAClient("https://127.0.0.1:1", root_fingerprint="ab" * 32)
+    bare = make_csr("web.example.test")
+    for csr in (bare, make_csr("web.example.test", dns=("web.example.test",))):
+        info = client.prepare(_stepca.SignRequest(csr=csr, sans=[]))
+        assert (info["subject"], info["sans"]) == ("web.example.test", ["web.example.test"])
+    attacker = make_csr("web", dns=("bank.example.com",))
+    with pytest.raises(_stepca.StepCAError) as caught:
+        client.prepare(_stepca.SignRequest(csr=attacker, sans=[]))
+    assert caught.value.kind == "san_not_allowed"
+    assert "DNS:bank.example.com" in str(caught.value)
 
 
 def _params(**overrides):
@@ -143,6 +159,15 @@ def test_sign_requests_defaults_and_per_item_overrides():
     assert requests[0].sans is None and requests[0].subject is None
 
 
+def test_sign_requests_keep_an_empty_san_list():
+    # [] authorises the common name alone; it must not become None (the CSR's SANs).
+    csr = make_csr("web", dns=("bank.example.com",))
+    (request,) = _stepca._sign_requests(_params(csrs=[{"csr": csr, "subject_alt_names": []}]))
+    assert request.sans == []
+    (request,) = _stepca._sign_requests(_params(csr=csr, subject_alt_names=[]))
+    assert request.sans == []
+
+
 def test_sign_requests_single_csr_takes_top_level_identity():
     csr = make_csr("a.example.test", dns=("a.example.test",))
     (request,) = _stepca._sign_requests(
@@ -158,12 +183,17 @@ def test_sign_requests_single_csr_takes_top_level_identity():
         ({"csrs": [{"pem": "x"}]}, r"csrs\[0\] must be a PEM CSR or a dict"),
         ({"csrs": [{"csr": "x", "ttl": "1h"}]}, r"csrs\[0\]: unknown keys ttl"),
         ({"csrs": ["x"], "common_name": "a"}, "set them per item"),
+        ({"csrs": ["x"], "subject_alt_names": []}, "set them per item"),
+        ({"csrs": ["x"], "duration": "soon"}, "duration must be"),
         ({"csrs": [{"csr": "x", "subject_alt_names": "a"}]}, "must be a list of strings"),
     ],
 )
 def test_sign_requests_rejects(overrides, message):
     with pytest.raises(_stepca.StepCAError, match=message):
-        _stepca._sign_requests(_params(**overrides))
+        requests = _stepca._sign_requests(_params(**overrides))
+        # A bad item is that item's error; the others are still requests.
+        assert len(requests) == 1
+        raise requests[0]
 
 
 def test_run_sign_check_mode_validates_without_the_ca():
