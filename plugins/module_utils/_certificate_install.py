@@ -6,7 +6,7 @@ The ``certificate_install`` module's backend. For each item with an issued certi
 
 1. the key the certificate will sit beside is ``<key>.next`` when one is staged, else ``<key>``;
 2. the certificate must be exactly what the item asked for: subject = the common name only, SANs =
-   :func:`._certificate_plan.certificate_sans` (the collection's one rule), the profile's extended
+   :func:`._crypto.certificate_sans` (the collection's one rule), the profile's extended
    key usage only, the public key of that key, a chain to the trust bundle, valid now. Otherwise
    the item fails with the reasons and nothing of it is written;
 3. the certificate (leaf + chain) is written atomically, THEN ``<key>.next`` is renamed over

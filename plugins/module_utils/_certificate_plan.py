@@ -57,20 +57,6 @@ ITEM_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def certificate_sans(common_name: str, sans: tuple[_crypto.San, ...]) -> tuple[_crypto.San, ...]:
-    """The SANs step-ca puts in a certificate for an item (common name, SANs).
-
-    The one rule of the collection lives in ``_crypto``; this only adapts its name.
-    """
-    rule = getattr(_crypto, "certificate_sans", None)
-    if rule is not None:
-        return tuple(rule(common_name, list(sans)))
-    if sans:
-        return tuple(sans)
-    implied = _crypto.san_from_common_name(common_name)
-    return (implied,) if implied is not None else (_crypto.San("DNS", common_name.lower()),)
-
-
 @dataclass(frozen=True)
 class Item:
     """One certificate of the host, validated."""
@@ -92,14 +78,15 @@ class Item:
 
     @property
     def expected_sans(self) -> tuple[_crypto.San, ...]:
-        """The SANs the issued certificate must carry, exactly."""
-        return certificate_sans(self.common_name, self.sans)
+        """The SANs the issued certificate must carry, exactly (the collection's one rule)."""
+        return _crypto.certificate_sans(self.common_name, self.sans)
 
     def request(self) -> dict[str, Any]:
-        """What the signing token authorises: the common name and exactly these SANs."""
+        """What the signing token authorises: the common name and exactly these SANs
+        (none: the common name alone)."""
         return {
             "common_name": self.common_name,
-            "subject_alt_names": [san.value for san in self.sans],
+            "subject_alt_names": _crypto.token_strings(self.sans),
         }
 
     def file_args(self, path: str, mode: str) -> dict[str, Any]:
@@ -136,6 +123,9 @@ def parse_items(raw_items: list[dict[str, Any]]) -> list[Item]:
                 group=raw.get("group"),
                 renew_before=_crypto.RenewBefore.parse(raw.get("renew_before", "0.33")),
             )
+            # Both raise for names step-ca would issue otherwise than asked (before any write).
+            item.expected_sans  # noqa: B018
+            item.request()
         except _crypto.CryptoError as exc:
             raise PlanError(f"item {name}: {exc}") from exc
         for path in (item.key_path, item.staged_key_path, item.cert_path):
@@ -282,7 +272,7 @@ def assess(item: Item, anchors: list[Any], now: datetime | None = None) -> ItemP
     elif plan.key_action == "keep":
         desired = _crypto.Desired(
             subject={"common_name": item.common_name},
-            sans=item.expected_sans,
+            sans=item.sans,
             profile=item.profile,
             key=plan.key,
             renew_before=item.renew_before,

@@ -424,6 +424,44 @@ def test_install_check_mode_writes_nothing_and_same_certificate_is_not_a_change(
     assert run_module(certificate_install, host.install_args(certificate))["changed"] is False
 
 
+def test_a_person_with_no_sans_is_installed_and_then_valid(run_module, host):
+    """step-ca copies a CN such as ``John Doe`` into the SANs (``DNS:John Doe``)."""
+    item = host.item(
+        name="john",
+        common_name="John Doe",
+        subject_alt_names=[],
+        profile="client",
+        key_path=str(host.dir / "john.key"),
+        cert_path=str(host.dir / "john.crt"),
+    )
+    plan = run_module(certificate_plan, host.plan_args([item]))
+    request = plan["items"][0]["request"]
+    certificate = host.sign(request, sans=[x509.DNSName("John Doe")])
+    installed = run_module(
+        certificate_install,
+        {"items": [dict(item, certificate=certificate)], "trust_bundle_path": str(host.bundle)},
+    )
+    assert installed["failed_items"] == [] and installed["changed_items"] == ["john"]
+    again = run_module(certificate_plan, host.plan_args([item]))
+    assert again["changed"] is False and again["needs_signing"] == [], again
+
+
+def test_no_sans_authorise_the_common_name_only_not_what_the_csr_adds(run_module, host):
+    """The attacker case of issue 9: an item without SANs whose certificate carries more."""
+    item = host.item(subject_alt_names=[], common_name="web")
+    plan = run_module(certificate_plan, host.plan_args([item]))
+    request = plan["items"][0]["request"]
+    assert request["subject_alt_names"] == []
+    certificate = host.sign(request, sans=[x509.DNSName("web"), x509.DNSName("bank.example.com")])
+    result = run_module(
+        certificate_install,
+        {"items": [dict(item, certificate=certificate)], "trust_bundle_path": str(host.bundle)},
+    )
+    assert result["changed_items"] == []
+    assert "-DNS:bank.example.com" in result["failed_items"][0]["msg"]
+    assert not (host.dir / "web.crt").exists()
+
+
 def test_certificate_sans_is_the_one_rule(host):
     item = _certificate_plan.parse_items(
         [
@@ -437,4 +475,5 @@ def test_certificate_sans_is_the_one_rule(host):
             )
         ]
     )[0]
+    assert item.expected_sans == _crypto.certificate_sans("web.example.com", item.sans)
     assert item.expected_sans == (_crypto.San("DNS", "web.example.com"),)
