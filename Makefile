@@ -40,7 +40,7 @@ demo-down: ## Remove the demo containers
 test: lint unit package molecule ## Lint, unit tests, package check, then every Molecule scenario
 
 .PHONY: setup
-setup: venv step-ca engine image ## Everything the tests need: venv, step-ca, container engine, base image
+setup: venv step-ca engine ## Everything the tests need: venv, step-ca, container engine, base image
 
 .PHONY: venv
 venv: $(VENV_STAMP) $(COLLECTION_LINK)
@@ -60,14 +60,16 @@ step-ca: ## Build step-ca 0.19 from Debian's Go sources (cached) into build/step
 	scripts/build-step-ca.sh >/dev/null
 
 .PHONY: engine
-engine: ## Start podman's Docker-compatible API socket (no-op with MTLS_ENGINE=docker)
+engine: ## Container engine, base image (cached), and proof that containers resolve each other's names
 ifeq ($(MTLS_ENGINE),podman)
 	scripts/podman-up.sh >/dev/null
+else
+	scripts/build-base-image.sh
+	scripts/check-container-dns.sh
 endif
 
 .PHONY: image
 image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
-	scripts/build-base-image.sh
 
 .PHONY: lint
 lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, and ansible-test sanity

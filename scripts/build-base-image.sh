@@ -12,7 +12,7 @@ SUITE=bookworm
 INCLUDE=python3,python3-apt,systemd,systemd-sysv,iproute2,ca-certificates,curl,openssl,procps,sudo
 
 apt_install debootstrap
-if [ "$MTLS_ENGINE" = podman ]; then apt_install podman runc; fi
+if [ "$MTLS_ENGINE" = podman ]; then install_podman; fi
 mirror=$(debian_mirror)
 security_mirror=${mirror%/debian}/debian-security
 key=$(printf '%s\n' "$SUITE" "$INCLUDE" "$mirror" | recipe_key "$0")

@@ -46,9 +46,36 @@ apt_install() {
   log "installing Debian packages: ${missing[*]}"
   # A stale or missing package list makes apt find nothing; refresh it once per day.
   if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
-    as_root apt-get update -q
+    as_root apt-get update -q >&2
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade --no-install-recommends "${missing[@]}"
+  # Stdout of the scripts is kept for their results; apt talks on stderr.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-upgrade --no-install-recommends "${missing[@]}" >&2
+}
+
+# install_podman: podman, runc, and a network stack that resolves container names.
+#
+# podman's golang-github-containers-common depends on the virtual package
+# container-network-stack and only recommends netavark. With
+# --no-install-recommends apt picks containernetworking-plugins (CNI) and no
+# DNS plugin, and containers cannot resolve each other. Naming netavark and
+# aardvark-dns in the same install makes apt pick them instead. netavark runs
+# iptables for every network but does not depend on it, and a fresh machine
+# has none ("netavark: No such file or directory").
+install_podman() {
+  if command -v podman >/dev/null 2>&1; then
+    apt_install runc
+  else
+    apt_install netavark aardvark-dns iptables podman runc
+  fi
+}
+
+# network_backend: which network stack the container engine uses, for messages.
+network_backend() {
+  if [ "$MTLS_ENGINE" = podman ]; then
+    printf 'podman network backend: %s\n' "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)"
+  else
+    printf '%s engine\n' "$MTLS_ENGINE"
+  fi
 }
 
 # debian_mirror: the first non-security Debian archive URI this machine's apt uses.

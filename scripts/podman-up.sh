@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Prepare podman and start its Docker-compatible API socket for Molecule.
+# Prepare podman and start its Docker-compatible API socket for Molecule,
+# then prove that containers resolve each other's names before any scenario
+# or the demo starts (it builds the base image for that, from cache).
 #
 # Molecule's docker driver, testinfra's docker:// backend and the docker CLI
 # all speak the Docker API; podman serves it from `podman system service`.
@@ -13,7 +15,7 @@ SOCKET=$MTLS_RUN_DIR/podman.sock
 PIDFILE=$MTLS_RUN_DIR/podman-service.pid
 DROPIN=/etc/containers/containers.conf.d/50-mtls-rollout.conf
 
-apt_install podman runc
+install_podman
 # testinfra's docker:// backend and the tests call a `docker` command; where
 # there is none, podman-docker provides one that drives podman.
 command -v docker >/dev/null 2>&1 || apt_install podman-docker
@@ -44,6 +46,34 @@ else
   log "this machine needs no podman drop-in"
 fi
 
+# Container names must resolve on podman networks: the scenarios and the demo
+# reach each container by its alias.
+backend=$(podman info --format '{{.Host.NetworkBackend}}')
+case $backend in
+  netavark)
+    apt_install aardvark-dns iptables
+    ;;
+  cni)
+    # Existing containers, images or networks keep podman on CNI, and moving
+    # to netavark would take `podman system reset`, which deletes the user's
+    # own containers. The dnsname plugin gives CNI networks name resolution.
+    log "podman uses its CNI network backend here: adding the dnsname plugin"
+    apt_install golang-github-containernetworking-plugin-dnsname
+    # Networks made before the plugin was installed still resolve nothing.
+    # Recreate this project's (mtls-*) when nothing uses them; others are the user's.
+    for net in $(podman network ls --format '{{.Name}}' | grep '^mtls-' || true); do
+      [ "$(podman network inspect --format '{{.DNSEnabled}}' "$net")" = true ] && continue
+      [ -z "$(podman ps -a --filter "network=$net" --format '{{.ID}}')" ] ||
+        die "podman network $net was made without name resolution and still has containers: run 'make clean', then try again"
+      log "removing podman network $net (made without name resolution; it is made again when needed)"
+      podman network rm "$net" >/dev/null
+    done
+    ;;
+  *)
+    die "podman reports the unknown network backend '$backend'"
+    ;;
+esac
+
 mkdir -p "$MTLS_RUN_DIR"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && [ -S "$SOCKET" ]; then
   log "podman API already serving on $SOCKET (pid $(cat "$PIDFILE"))"
@@ -62,4 +92,9 @@ else
   curl -fsS --unix-socket "$SOCKET" http://d/_ping >/dev/null || die "podman API did not answer on $SOCKET within 30 s"
   log "podman API serving on $SOCKET (pid $(cat "$PIDFILE"))"
 fi
+
+# Stdout carries only the export line below.
+"$(dirname "$0")/build-base-image.sh" >&2
+"$(dirname "$0")/check-container-dns.sh" >&2
+
 printf 'export DOCKER_HOST=unix://%s\n' "$SOCKET"
