@@ -61,7 +61,7 @@ def fleet(step_ca, tmp_path):
     }
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
 
-    def run(play: str, extra: dict | None = None) -> tuple[int, str]:
+    def run(play: str, extra: dict | None = None, check: bool = False) -> tuple[int, str]:
         (tmp_path / "play.yml").write_text(play)
         (tmp_path / "extra.json").write_text(json.dumps(extra or {}))
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
@@ -74,6 +74,7 @@ def fleet(step_ca, tmp_path):
                 "-e",
                 f"@{tmp_path / 'extra.json'}",
                 str(tmp_path / "play.yml"),
+                *(["--check", "--diff"] if check else []),
             ],
             cwd=REPO,
             env=env,
@@ -218,3 +219,20 @@ def test_each_host_is_signed_with_its_own_ca_settings(fleet, step_ca):
     assert _signs(step_ca) - before == 2, output
     for host in ("h2", "h3"):
         assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+
+
+def test_check_mode_predicts_writes_nothing_and_signs_nothing(fleet, step_ca):
+    play = PLAY.format(hosts="h1:h2", serial="", when="")
+    before = _signs(step_ca)
+    rc, output = fleet(play, check=True)
+    assert rc == 0, output
+    assert not (fleet.dir / "h1").exists() and not (fleet.dir / "h2").exists()
+    assert "server would be signed: private key" in output
+    assert all(counts["changed"] > 0 for counts in _recap(output).values()), output
+
+    rc, output = fleet(play)
+    assert rc == 0, output
+    rc, output = fleet(play, check=True)
+    assert rc == 0, output
+    assert all(counts["changed"] == 0 for counts in _recap(output).values()), output
+    assert _signs(step_ca) - before == 2
