@@ -72,11 +72,12 @@ endif
 image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
 
 .PHONY: lint
-lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, and ansible-test sanity
+lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity
 	yamllint --strict .
 	ansible-lint
 	ruff check .
 	ruff format --check .
+	python tests/check_managed_python.py plugins
 
 .PHONY: sanity
 sanity: venv ## ansible-test sanity (validate-modules) on every module

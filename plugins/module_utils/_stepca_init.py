@@ -22,12 +22,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _crypto,
+    _io,
     _jose,
     _stepca,
     _stepca_bootstrap,
 )
 
 PROFILES = ("client", "server", "any")
+
+# step-ca publishes every provisioner's encrypted key at GET /provisioners, to
+# anyone who can reach it: the password is all that stands against an offline
+# guessing attack, so it must be long.
+MIN_PROVISIONER_PASSWORD = 16
+MIN_CA_PASSWORD = 8
+
+# ca.json keys the module sets on every run. Everything else in ca.json is kept.
+OWNED_KEYS = ("root", "crt", "key", "address", "dnsNames")
+# Keys written when ca.json lacks them, and kept as they are otherwise.
+DEFAULT_KEYS = ("federatedRoots", "insecureAddress", "logger", "tls")
+# The database the module sets up; another type (say mysql) is the operator's and is kept.
+MANAGED_DB_TYPE = "badgerv2"
+
+# Values of the regenerate option that mean "do not regenerate".
+_NO = ("", "false", "no", "off", "0", "n", "f", "none")
+_YES = ("true", "yes", "on", "1", "y", "t")
 
 
 class StepCAInitError(Exception):
@@ -66,6 +84,11 @@ class Layout:
         return os.path.join(self.config_dir, "config", "ca.json")
 
     @property
+    def regeneration_marker(self) -> str:
+        """Records the regenerate value of the last regeneration, so that it happens once."""
+        return os.path.join(self.config_dir, "config", "regenerated.json")
+
+    @property
     def db_dir(self) -> str:
         return os.path.join(self.data_dir, "db")
 
@@ -78,6 +101,7 @@ class Layout:
             (self.intermediate_key, 0o640, True),
             (self.password_file, 0o600, False),
             (self.ca_json, 0o640, True),
+            (self.regeneration_marker, 0o644, False),
         ]
 
     def folders(self) -> list[tuple[str, int, bool]]:
@@ -106,18 +130,36 @@ class Plan:
     root_pem: str = ""
     root_fingerprint: str = ""
     provisioners: list[dict[str, str]] = field(default_factory=list)
+    regenerated: bool = False
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
 
 
 def _read(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StepCAInitError(f"cannot read {path}: {exc.strerror}") from exc
+        return _io.read_bytes(path)
+    except _io.FileIOError as exc:
+        raise StepCAInitError(str(exc)) from exc
+
+
+def regeneration_token(value: Any) -> str:
+    """The regenerate option as a token: ``""`` (never regenerate) or the value to record.
+
+    ``false``, ``None`` and ``""`` (and the strings Ansible reads as false) mean no;
+    ``true`` (and its string forms) is the token ``"true"``; any other value is used as
+    given, for example a date. The PKI is regenerated once per token: a run whose token
+    equals the one recorded by the last regeneration changes nothing.
+    """
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "true"
+    token = str(value).strip()
+    if token.lower() in _NO:
+        return ""
+    if token.lower() in _YES:
+        return "true"
+    return token
 
 
 def _load_cert(path: str) -> x509.Certificate | None:
@@ -185,50 +227,113 @@ def _reuse_provisioner(existing: dict[str, Any] | None, password: bytes) -> bool
     return _jose.jwk_thumbprint(private) == existing.get("key", {}).get("kid")
 
 
-def _provisioner_entries(
-    specs: list[dict[str, Any]], current: list[dict[str, Any]], regenerate: bool, reasons: list[str]
-) -> list[dict[str, Any]]:
-    by_name = {entry.get("name"): entry for entry in current}
-    entries = []
-    for spec in specs:
-        name = spec["name"]
-        template = _template_for(spec["profile"])
-        password = spec["password"].encode()
-        existing = None if regenerate else by_name.get(name)
-        if _reuse_provisioner(existing, password):
-            entry = dict(existing)
-            entry["claims"] = _claims(spec)
-            options = dict(entry.get("options") or {})
-            if template is None:
-                options.pop("x509", None)
-            else:
-                options["x509"] = {"template": template}
-            if options:
-                entry["options"] = options
-            else:
-                entry.pop("options", None)
+def _provisioner_entry(
+    spec: dict[str, Any], existing: dict[str, Any] | None, regenerate: bool, reasons: list[str]
+) -> dict[str, Any]:
+    """The ca.json entry of one of the module's provisioners.
+
+    The module owns the entry's type, name, key, encryptedKey, the three TLS duration
+    claims and options.x509 (the profile). Other claims and options an operator added
+    to a JWK entry of that name are kept.
+    """
+    name = spec["name"]
+    password = spec["password"].encode()
+    is_jwk = isinstance(existing, dict) and existing.get("type") == "JWK"
+    entry = dict(existing) if is_jwk else {}
+    if regenerate or not _reuse_provisioner(existing, password):
+        fresh = _stepca_bootstrap.make_jwk_provisioner(name, password, {}, None)
+        entry.update({k: fresh[k] for k in ("type", "name", "key", "encryptedKey")})
+        if existing is None:
+            reasons.append(f"provisioner {name}: new key")
+        elif not is_jwk:
+            reasons.append(f"provisioner {name}: replaced a {existing.get('type')} provisioner")
+        elif not regenerate:  # "regenerating the PKI" already says why
+            reasons.append(f"provisioner {name}: password changed, new key")
+    claims = dict(entry.get("claims") or {})
+    claims.update(_claims(spec))
+    entry["claims"] = claims
+    options = dict(entry.get("options") or {})
+    template = _template_for(spec["profile"])
+    if template is None:
+        options.pop("x509", None)
+    else:
+        options["x509"] = {"template": template}
+    if options:
+        entry["options"] = options
+    else:
+        entry.pop("options", None)
+    return entry
+
+
+def _merge_provisioners(
+    current: list[Any], specs: list[dict[str, Any]], regenerate: bool, reasons: list[str]
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """ca.json's provisioner list with the module's entries in it, and those entries.
+
+    Provisioners are matched by name. Entries of other names are kept as they are and
+    where they are; the module's own replace theirs in place, and new ones go last.
+    """
+    existing = {}
+    for entry in current:
+        if isinstance(entry, dict) and entry.get("name") not in existing:
+            existing[entry.get("name")] = entry
+    own = {
+        spec["name"]: _provisioner_entry(spec, existing.get(spec["name"]), regenerate, reasons)
+        for spec in specs
+    }
+    merged: list[Any] = []
+    placed: set[str] = set()
+    for entry in current:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if name in own:
+            if name not in placed:  # a second entry of the same name would clash in step-ca
+                merged.append(own[name])
+                placed.add(name)
         else:
-            entry = _stepca_bootstrap.make_jwk_provisioner(name, password, _claims(spec), template)
-            reasons.append(
-                f"provisioner {name}: new key"
-                if existing is None
-                else f"provisioner {name}: password changed, new key"
-            )
-        entries.append(entry)
-    return entries
+            merged.append(entry)
+    merged += [entry for name, entry in own.items() if name not in placed]
+    return merged, [own[spec["name"]] for spec in specs]
+
+
+def merge_ca_config(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """``current`` ca.json updated with the module's settings from ``desired``.
+
+    :data:`OWNED_KEYS` and the provisioner list come from ``desired``; :data:`DEFAULT_KEYS`
+    only when ``current`` lacks them; ``db`` gets the module's type and dataSource unless
+    it names another database type. Every other key of ``current`` (top level and
+    ``authority``) is kept.
+    """
+    merged = dict(current)
+    for key in OWNED_KEYS:
+        merged[key] = desired[key]
+    for key in DEFAULT_KEYS:
+        if key not in merged:
+            merged[key] = desired[key]
+    db = current.get("db")
+    if not isinstance(db, dict) or db.get("type", MANAGED_DB_TYPE) == MANAGED_DB_TYPE:
+        merged["db"] = {**(db if isinstance(db, dict) else {}), **desired["db"]}
+    authority = current.get("authority")
+    merged["authority"] = {
+        **(authority if isinstance(authority, dict) else {}),
+        "provisioners": desired["authority"]["provisioners"],
+    }
+    return merged
 
 
 def _validate(params: dict[str, Any]) -> None:
-    if len(params["password"]) < 8:
-        raise StepCAInitError("the CA password must be at least 8 characters long")
+    if len(params["password"]) < MIN_CA_PASSWORD:
+        raise StepCAInitError(f"the CA password must be at least {MIN_CA_PASSWORD} characters long")
     names = [spec["name"] for spec in params["provisioners"]]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise StepCAInitError(f"provisioner names must be unique: {', '.join(duplicates)}")
     for spec in params["provisioners"]:
-        if len(spec["password"]) < 8:
+        if len(spec["password"]) < MIN_PROVISIONER_PASSWORD:
             raise StepCAInitError(
-                f"provisioner {spec['name']}: the password must be at least 8 characters long"
+                f"provisioner {spec['name']}: the password must be at least "
+                f"{MIN_PROVISIONER_PASSWORD} characters long. step-ca serves every provisioner's "
+                "encrypted key to anyone at GET /provisioners, so the password is its only "
+                "protection"
             )
         if spec["profile"] not in PROFILES:
             raise StepCAInitError(
@@ -243,23 +348,40 @@ def plan(params: dict[str, Any]) -> Plan:
 
     ``params`` carries the module's options: config_dir, data_dir, name,
     dns_names, address, password, provisioners (name, password, profile,
-    default_duration, min_duration, max_duration) and regenerate.
+    default_duration, min_duration, max_duration) and regenerate (see
+    :func:`regeneration_token`).
     """
     _validate(params)
     layout = Layout(params["config_dir"], params["data_dir"])
     password = params["password"].encode()
-    regenerate = params["regenerate"]
-    result = Plan()
+    token = regeneration_token(params["regenerate"])
+    regenerate = bool(token) and token != _recorded_token(layout)
+    result = Plan(regenerated=regenerate)
 
-    root = None if regenerate else _load_cert(layout.root_cert)
-    root_key = None if regenerate else _load_key(layout.root_key, password)
-    inter = None if regenerate else _load_cert(layout.intermediate_cert)
-    inter_key = None if regenerate else _load_key(layout.intermediate_key, password)
+    # With regenerate, the keys on disk are not even decrypted: a lost CA password can
+    # be recovered from this way.
+    try:
+        root = _load_cert(layout.root_cert)
+        inter = _load_cert(layout.intermediate_cert)
+    except StepCAInitError:
+        if not regenerate:
+            raise
+        root = inter = None  # unreadable, and about to be replaced
     result.before = _pki_facts(root, inter)
+    root_key = inter_key = None
+    if regenerate:
+        root = inter = None
+    else:
+        root_key = _load_key(layout.root_key, password)
+        inter_key = _load_key(layout.intermediate_key, password)
 
     new_root = root is None or root_key is None or not _crypto.same_public_key(root, root_key)
     if new_root:
-        result.reasons.append("regenerating the PKI" if regenerate else "root CA missing: created")
+        result.reasons.append(
+            f"regenerating the PKI (regenerate={token})"
+            if regenerate
+            else "root CA missing: created"
+        )
         root_key = ec.generate_private_key(ec.SECP256R1())
         root = _stepca_bootstrap.make_root(f"{params['name']} Root CA", root_key)
         result.writes += [
@@ -289,19 +411,25 @@ def plan(params: dict[str, Any]) -> Plan:
         result.writes.append(FileChange(layout.password_file, password))
 
     current_config = _read_config(layout.ca_json)
-    current_provisioners = current_config.get("authority", {}).get("provisioners", [])
-    provisioners = _provisioner_entries(
-        params["provisioners"], current_provisioners, regenerate, result.reasons
+    authority = current_config.get("authority", {})
+    current_provisioners = authority.get("provisioners") if isinstance(authority, dict) else None
+    if current_provisioners is None:
+        current_provisioners = []
+    if not isinstance(current_provisioners, list):
+        raise StepCAInitError(f"{layout.ca_json}: authority.provisioners is not a list")
+    all_provisioners, own = _merge_provisioners(
+        current_provisioners, params["provisioners"], regenerate, result.reasons
     )
-    config = _stepca_bootstrap.build_ca_config(
+    desired = _stepca_bootstrap.build_ca_config(
         root_path=layout.root_cert,
         crt_path=layout.intermediate_cert,
         key_path=layout.intermediate_key,
         address=params["address"],
         dns_names=params["dns_names"],
         db_dir=layout.db_dir,
-        provisioners=provisioners,
+        provisioners=all_provisioners,
     )
+    config = merge_ca_config(current_config, desired)
     if config != current_config:
         result.reasons.append("ca.json created" if not current_config else "ca.json updated")
         content = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
@@ -309,17 +437,38 @@ def plan(params: dict[str, Any]) -> Plan:
 
     result.root_pem = _pem(root).decode()
     result.root_fingerprint = _stepca.fingerprint(root)
-    result.provisioners = [
-        {"name": entry["name"], "kid": entry["key"]["kid"]} for entry in provisioners
-    ]
+    if regenerate:
+        marker = {"token": token, "root_fingerprint": result.root_fingerprint}
+        content = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
+        result.writes.append(FileChange(layout.regeneration_marker, content))
+    result.provisioners = [{"name": entry["name"], "kid": entry["key"]["kid"]} for entry in own]
     result.after = _pki_facts(root, inter)
-    result.before["provisioners"] = sorted(
-        f"{p.get('name')} ({p.get('key', {}).get('kid')})" for p in current_provisioners
-    )
-    result.after["provisioners"] = sorted(f"{p['name']} ({p['kid']})" for p in result.provisioners)
+    result.before["provisioners"] = _provisioner_labels(current_provisioners)
+    result.after["provisioners"] = _provisioner_labels(all_provisioners)
     result.before["ca_json"] = _config_summary(current_config)
     result.after["ca_json"] = _config_summary(config)
     return result
+
+
+def _recorded_token(layout: Layout) -> str | None:
+    """The regenerate value recorded by the last regeneration, or None."""
+    data = _read(layout.regeneration_marker)
+    if data is None:
+        return None
+    try:
+        marker = json.loads(data)
+    except ValueError:
+        return None
+    token = marker.get("token") if isinstance(marker, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def _provisioner_labels(entries: list[Any]) -> list[str]:
+    return sorted(
+        f"{p.get('name')} ({(p.get('key') or {}).get('kid')})"
+        for p in entries
+        if isinstance(p, dict)
+    )
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -356,6 +505,7 @@ def _config_summary(config: dict[str, Any]) -> dict[str, Any]:
         "dnsNames": config.get("dnsNames"),
         "provisioner_claims": {
             p.get("name"): p.get("claims")
-            for p in config.get("authority", {}).get("provisioners", [])
+            for p in (config.get("authority") or {}).get("provisioners") or []
+            if isinstance(p, dict)
         },
     }

@@ -194,7 +194,10 @@ issuer_string:
   type: str
   sample: CN=Example Intermediate CA
 serial:
-  description: Serial number as upper-case hex, no separators (as NGINX's C($ssl_client_serial)).
+  description:
+    - Serial number as NGINX's C($ssl_client_serial) shows it, and as the C(serial_hex) of
+      M(mtls.rollout.step_ca_sign) and M(mtls.rollout.step_ca_revoke) return it; upper-case
+      hex without separators, zero-padded to an even number of digits (C(0ABC), not C(ABC)).
   returned: when the certificate could be read
   type: str
   sample: 5A1F03

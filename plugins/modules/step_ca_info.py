@@ -119,16 +119,13 @@ error_kind:
   type: str
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
-
-
-def _info(params: dict, _check_mode: bool) -> dict:
-    # Only reads: check mode changes nothing.
-    return _stepca.run_info(params)
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.INFO_ARGUMENT_SPEC, _stepca.MODULE_CONNECTION_RULES, _info)
+    backend.run_module(
+        backend.INFO_ARGUMENT_SPEC, backend.MODULE_CONNECTION_RULES, backend.run_info
+    )
 
 
 if __name__ == "__main__":

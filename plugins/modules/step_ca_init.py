@@ -15,8 +15,19 @@ description:
     encrypted with O(password), a root-only password file for the service, and C(ca.json)
     with a badger v2 database and the given JWK provisioners.
   - Existing material is kept. The root, the intermediate and every provisioner key are only
-    replaced when missing, when they do not match, or when O(regenerate=true). A provisioner
-    whose password changed gets a new key.
+    replaced when missing, when they do not match, or once per value of O(regenerate). A
+    provisioner whose password changed gets a new key.
+  - C(ca.json) is merged, not rewritten. The module owns C(root), C(crt), C(key), C(address),
+    C(dnsNames), the C(type) and C(dataSource) of a badger v2 C(db), and the provisioners it is
+    given, matched by name (their key, the three TLS duration claims and C(options.x509)).
+    It writes C(federatedRoots), C(insecureAddress), C(logger) and C(tls) only when they are
+    missing. Everything else is kept as it is, for example provisioners of other names, other
+    C(authority) settings, other claims and options of its own provisioners, and a C(db) of
+    another type.
+  - A provisioner removed from O(provisioners) stays in C(ca.json); remove it by hand.
+  - Provisioner passwords must be at least 16 characters long. step-ca serves every
+    provisioner's encrypted key to anyone at C(GET /provisioners), so the password is the only
+    protection of the key.
   - Provisioners with O(provisioners[].profile=client) issue clientAuth-only certificates and
     those with C(server) serverAuth-only ones, through X.509 templates.
   - Used by the C(mtls.rollout.step_ca) role.
@@ -59,7 +70,9 @@ options:
     type: str
     default: ":9000"
   password:
-    description: Encrypts the root and intermediate keys; written to a root-only password file.
+    description:
+      - Encrypts the root and intermediate keys; written to a root-only password file.
+      - At least 8 characters.
     type: str
     required: true
   provisioners:
@@ -73,7 +86,10 @@ options:
         type: str
         required: true
       password:
-        description: Encrypts the provisioner key; only the encrypted key is stored.
+        description:
+          - Encrypts the provisioner key; only the encrypted key is stored.
+          - At least 16 characters. Anyone who reaches the CA can download the encrypted key
+            and try passwords offline.
         type: str
         required: true
       profile:
@@ -102,8 +118,18 @@ options:
     type: str
     default: root
   regenerate:
-    description: Replace the root, the intermediate and every provisioner key.
-    type: bool
+    description:
+      - Replace the root, the intermediate and the keys of the provisioners in O(provisioners),
+        once per value.
+      - V(false) (or an empty string) never regenerates. V(true) or any other value, for example
+        a date such as V(2026-11-29), is a token. The PKI is regenerated when the token differs
+        from the one recorded by the last regeneration, in C(<config_dir>/config/regenerated.json).
+        A run with the same token changes nothing, so leaving the option set is harmless. To
+        regenerate again, give a new token.
+      - The database is kept. step-ca does not check it against the root, and it keeps the
+        record of what was issued and revoked before.
+      - Every certificate issued before stops being trusted once clients get the new root.
+    type: raw
     default: false
 """
 
@@ -144,6 +170,10 @@ provisioners:
   type: list
   elements: dict
   sample: [{"name": "clients", "kid": "Rz4e..."}]
+regenerated:
+  description: Whether this run regenerated (or, in check mode, would regenerate) the PKI.
+  returned: success
+  type: bool
 changed_reasons:
   description: Why each change was made; empty when nothing changed.
   returned: success
@@ -153,10 +183,11 @@ changed_reasons:
 """
 
 import os
-import tempfile
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mtls.rollout.plugins.module_utils import _io
 
 try:
     from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_init
@@ -188,35 +219,29 @@ ARGUMENT_SPEC = {
     },
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
-    "regenerate": {"type": "bool", "default": False},
+    "regenerate": {"type": "raw", "default": False},
 }
 
 
-def _write(change) -> None:
-    """Write through a 0600 temp file in the target folder, then rename it into place.
+def _file_args(layout, params) -> dict:
+    """Final mode, owner and group of each folder and file step_ca_init manages, by path.
 
-    The final mode and owner are set by _set_attributes; until then the file
-    stays 0600, so a secret is never readable by others, not even briefly.
+    Only the service's group may read ca.json and the intermediate key; the rest is root's.
     """
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(change.path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(change.content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, change.path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return {
+        path: {
+            "mode": mode,
+            "owner": params["owner"],
+            "group": params["group"] if service_readable else "root",
+        }
+        for path, mode, service_readable in layout.folders() + layout.managed_files()
+    }
 
 
-def _set_attributes(module, layout, params, changed: bool) -> bool:
-    for path, mode, service_readable in layout.folders() + layout.managed_files():
+def _set_attributes(module, file_args: dict, changed: bool) -> bool:
+    for path, args in file_args.items():
         if os.path.exists(path):
-            group = params["group"] if service_readable else "root"
-            attrs = module.load_file_common_arguments(
-                {"mode": mode, "owner": params["owner"], "group": group}, path=path
-            )
+            attrs = module.load_file_common_arguments(args, path=path)
             changed = module.set_fs_attributes_if_different(attrs, changed)
     return changed
 
@@ -234,20 +259,25 @@ def main() -> None:
     layout = _stepca_init.Layout(params["config_dir"], params["data_dir"])
     changed = bool(plan.writes)
     if not module.check_mode:
+        file_args = _file_args(layout, params)
         try:
             for folder, _mode, _readable in layout.folders():
                 os.makedirs(folder, mode=0o700, exist_ok=True)
             for change in plan.writes:
-                _write(change)
+                # A 0600 temporary file renamed into place, then the final attributes.
+                _io.write_file(module, change.path, change.content, file_args[change.path])
         except OSError as exc:
-            module.fail_json(msg=f"cannot write {exc.filename}: {exc.strerror}")
-        changed = _set_attributes(module, layout, params, changed)
+            module.fail_json(msg=f"cannot create {exc.filename}: {exc.strerror}")
+        except _io.FileIOError as exc:
+            module.fail_json(msg=str(exc))
+        changed = _set_attributes(module, file_args, changed)
 
     module.exit_json(
         changed=changed,
         root_certificate=plan.root_pem,
         root_fingerprint=plan.root_fingerprint,
         provisioners=plan.provisioners,
+        regenerated=plan.regenerated,
         changed_reasons=plan.reasons,
         diff={"before": plan.before, "after": plan.after},
     )

@@ -271,11 +271,11 @@ error_kind:
   type: str
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.SIGN_ARGUMENT_SPEC, _stepca.SIGN_RULES, _stepca.run_sign)
+    backend.run_module(backend.SIGN_ARGUMENT_SPEC, backend.SIGN_RULES, backend.run_sign)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _stepca_modules
 from ansible_collections.mtls.rollout.plugins.modules import certificate_info, csr, private_key
 
 
@@ -29,7 +29,7 @@ def _issue(run_module, step_ca, tmp_path, common_name, profile, provisioner, pas
             "profile": profile,
         },
     )
-    result = _stepca.run_sign(
+    result = _stepca_modules.run_sign(
         {
             "ca_url": step_ca.url,
             "root": step_ca.root_path,
@@ -84,6 +84,8 @@ def test_common_name_only_item_is_idempotent(
     assert info["needs_signing"] is False, info["reasons"]
     assert info["reason"] == "certificate is valid"
     assert info["changed"] is False
+    # One serial format: what step_ca_sign returns is what certificate_info shows.
+    assert info["serial"] == signed["serial_hex"]
     # The rule that authorised the token is the one that judged the certificate.
     assert [str(san) for san in _crypto.certificate_sans(common_name, [])] == issued_sans
     # And a second look still agrees (no "SANs differ" on the next run).

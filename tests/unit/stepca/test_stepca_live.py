@@ -140,7 +140,7 @@ def test_sans_are_normalised_before_the_token(step_ca, servers_key):
         sans=["MIXED.example.TEST", "2001:db8::0:7", "::FFFF:192.0.2.7"],
     )
     client = step_ca.client()
-    assert client.prepare(request)["sans"] == ["mixed.example.test", "192.0.2.7", "2001:db8::7"]
+    assert client.prepare(request).sans == ["mixed.example.test", "192.0.2.7", "2001:db8::7"]
     signed = client.sign(servers_key, request)
     leaf = _load(signed.certificate)
     wanted = _crypto.Desired.create(
