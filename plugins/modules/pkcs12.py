@@ -102,8 +102,8 @@ options:
   encryption:
     description:
       - V(modern) is AES-256-CBC with PBKDF2-HMAC-SHA256 for key and certificates and an
-        HMAC-SHA256 MAC. Current browsers, Windows 10 1709 and later, macOS 14 and later,
-        Java 11 and later, and OpenSSL 1.1.1 and later read it.
+        HMAC-SHA256 MAC. Firefox, Windows 10 1709 and later, Java 11.0.12 and later, and
+        OpenSSL 1.1.1 and later read it. Some macOS Keychain versions refuse it.
       - V(legacy) is 3DES (pbeWithSHAAnd3-KeyTripleDES-CBC) and an HMAC-SHA1 MAC, for older
         importers only.
       - A bundle with the other encryption is rewritten.
