@@ -134,6 +134,20 @@ def test_detect_encryption_of_non_bundles_is_unknown(data):
     assert _pkcs12.detect_encryption(data).scheme == "unknown"
 
 
+def test_detect_encryption_never_raises_on_damaged_bundles(person):
+    wanted, _ = _inputs(person)
+    data = _pkcs12.build_bundle(wanted, PASSPHRASE)
+    schemes = set()
+    for cut in range(0, len(data), 7):
+        schemes.add(_pkcs12.detect_encryption(data[:cut]).scheme)
+    for position in range(0, len(data), 5):
+        damaged = bytearray(data)
+        damaged[position] ^= 0xFF
+        schemes.add(_pkcs12.detect_encryption(bytes(damaged)).scheme)
+    assert schemes <= {"modern", "legacy", "other", "unknown"}
+    assert "unknown" in schemes
+
+
 OPENSSL = shutil.which("openssl")
 
 
