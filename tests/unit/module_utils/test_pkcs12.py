@@ -61,13 +61,13 @@ def test_inputs_leaf_and_chain_from_the_crt_file(person, test_ca):
 
 def test_inputs_other_certificates_added_once(person, test_ca):
     others = [("bundle.pem", pem(test_ca.root) + pem(test_ca.intermediate))]
-    bundle, _ = _inputs(person, other_certificates=others, friendly_name="JD")
+    bundle, _warnings = _inputs(person, other_certificates=others, friendly_name="JD")
     assert bundle.chain == [test_ca.intermediate, test_ca.root]
     assert bundle.friendly_name == "JD"
 
 
 def test_inputs_encrypted_key(person):
-    bundle, _ = _pkcs12.load_inputs(
+    bundle, _warnings = _pkcs12.load_inputs(
         _key_pem(person["key"], "key secret"), person["crt"], key_passphrase="key secret"
     )
     assert _crypto.same_public_key(bundle.key, person["key"])
@@ -93,7 +93,7 @@ def test_inputs_unreadable(person, key, crt, message):
 
 
 def test_inputs_warn_when_the_chain_does_not_issue_the_leaf(person, other_ca):
-    _, warnings = _pkcs12.load_inputs(
+    _bundle, warnings = _pkcs12.load_inputs(
         _key_pem(person["key"]), pem(person["cert"]), [("other.pem", pem(other_ca.intermediate))]
     )
     assert len(warnings) == 1
@@ -105,7 +105,7 @@ def test_inputs_warn_when_the_chain_does_not_issue_the_leaf(person, other_ca):
 
 @pytest.mark.parametrize("scheme", [pytest.param("modern", marks=needs_modern), "legacy"])
 def test_built_bundle_is_detected_as_built(person, scheme):
-    wanted, _ = _inputs(person, encryption=scheme)
+    wanted, _warnings = _inputs(person, encryption=scheme)
     data = _pkcs12.build_bundle(wanted, PASSPHRASE)
     found = _pkcs12.detect_encryption(data)
     assert found == _pkcs12.expected_encryption(scheme)
@@ -116,11 +116,11 @@ def test_built_bundle_is_detected_as_built(person, scheme):
 
 @needs_modern
 def test_modern_and_legacy_differ(person):
-    modern, _ = _inputs(person, encryption="modern")
+    modern, _warnings = _inputs(person, encryption="modern")
     found = _pkcs12.detect_encryption(_pkcs12.build_bundle(modern, PASSPHRASE))
     assert found.key_cipher == "PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC"
     assert found.mac == "HMAC-SHA256"
-    legacy, _ = _inputs(person, encryption="legacy")
+    legacy, _warnings = _inputs(person, encryption="legacy")
     found = _pkcs12.detect_encryption(_pkcs12.build_bundle(legacy, PASSPHRASE))
     assert (found.key_cipher, found.certificate_cipher, found.mac) == (
         "PBE-SHA1-3DES",
@@ -135,7 +135,7 @@ def test_detect_encryption_of_non_bundles_is_unknown(data):
 
 
 def test_detect_encryption_never_raises_on_damaged_bundles(person):
-    wanted, _ = _inputs(person)
+    wanted, _warnings = _inputs(person)
     data = _pkcs12.build_bundle(wanted, PASSPHRASE)
     schemes = set()
     for cut in range(0, len(data), 7):
@@ -192,7 +192,9 @@ def test_detect_encryption_of_openssl_bundles(tmp_path, person, options, scheme,
 
 @pytest.mark.parametrize("scheme", [pytest.param("modern", marks=needs_modern), "legacy"])
 def test_open_round_trip_has_no_differences(person, test_ca, scheme):
-    wanted, _ = _inputs(person, encryption=scheme, other_certificates=[("r", pem(test_ca.root))])
+    wanted, _warnings = _inputs(
+        person, encryption=scheme, other_certificates=[("r", pem(test_ca.root))]
+    )
     current = _pkcs12.open_bundle(_pkcs12.build_bundle(wanted, PASSPHRASE), PASSPHRASE)
     if current.friendly_name_known:
         assert current.friendly_name == "John Doe"
@@ -205,7 +207,7 @@ def test_open_round_trip_has_no_differences(person, test_ca, scheme):
 
 
 def test_open_with_wrong_passphrase(person):
-    wanted, _ = _inputs(person)
+    wanted, _warnings = _inputs(person)
     data = _pkcs12.build_bundle(wanted, PASSPHRASE)
     with pytest.raises(_pkcs12.Pkcs12Error, match="the passphrase does not open the bundle"):
         _pkcs12.open_bundle(data, "wrong horse")
@@ -253,7 +255,7 @@ def _changed(person, test_ca, what):
     ],
 )
 def test_each_difference_is_named(person, test_ca, what, reason):
-    original, _ = _inputs(person)
+    original, _warnings = _inputs(person)
     current = _pkcs12.open_bundle(_pkcs12.build_bundle(original, PASSPHRASE), PASSPHRASE)
     reasons = _pkcs12.bundle_differences(current, _changed(person, test_ca, what))
     assert any(text.startswith(reason) for text in reasons), reasons
@@ -262,8 +264,8 @@ def test_each_difference_is_named(person, test_ca, what, reason):
 
 
 def test_chain_order_is_no_difference(person, test_ca):
-    wanted, _ = _inputs(person, other_certificates=[("root", pem(test_ca.root))])
-    reordered, _ = _pkcs12.load_inputs(
+    wanted, _warnings = _inputs(person, other_certificates=[("root", pem(test_ca.root))])
+    reordered, _warnings = _pkcs12.load_inputs(
         _key_pem(person["key"]),
         pem(person["cert"]) + pem(test_ca.root) + pem(test_ca.intermediate),
         encryption=ENC,
@@ -275,7 +277,7 @@ def test_chain_order_is_no_difference(person, test_ca):
 def test_rsa_key_bundle(test_ca):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cert = test_ca.issue(key.public_key(), "Jane Roe", ekus=CLIENT)
-    wanted, _ = _pkcs12.load_inputs(_key_pem(key), pem(cert), encryption=ENC)
+    wanted, _warnings = _pkcs12.load_inputs(_key_pem(key), pem(cert), encryption=ENC)
     current = _pkcs12.open_bundle(_pkcs12.build_bundle(wanted, PASSPHRASE), PASSPHRASE)
     assert _pkcs12.bundle_differences(current, wanted) == []
     assert current.chain == []
@@ -285,7 +287,7 @@ def test_rsa_key_bundle(test_ca):
 
 
 def test_empty_passphrase_is_refused(person):
-    wanted, _ = _inputs(person)
+    wanted, _warnings = _inputs(person)
     with pytest.raises(_pkcs12.Pkcs12Error, match="passphrase must not be empty"):
         _pkcs12.Pkcs12Backend(wanted, "")
     with pytest.raises(_pkcs12.Pkcs12Error, match="passphrase must not be empty"):
@@ -294,10 +296,10 @@ def test_empty_passphrase_is_refused(person):
 
 def test_modern_needs_cryptography_38(person, monkeypatch):
     monkeypatch.setattr(_pkcs12, "modern_supported", lambda: False)
-    wanted, _ = _inputs(person, encryption="modern")
+    wanted, _warnings = _inputs(person, encryption="modern")
     with pytest.raises(_pkcs12.Pkcs12Error, match=r"needs Python cryptography >= 38"):
         _pkcs12.Pkcs12Backend(wanted, PASSPHRASE)
-    legacy, _ = _inputs(person, encryption="legacy")
+    legacy, _warnings = _inputs(person, encryption="legacy")
     data = _pkcs12.Pkcs12Backend(legacy, PASSPHRASE).produce()
     # cryptography >= 38 gives BestAvailableEncryption AES; only old versions give 3DES.
     assert _pkcs12.open_bundle(data, PASSPHRASE).certificate == person["cert"]
@@ -307,7 +309,7 @@ def test_modern_needs_cryptography_38(person, monkeypatch):
 
 
 def test_backend_decisions(person):
-    wanted, _ = _inputs(person)
+    wanted, _warnings = _inputs(person)
     backend = _pkcs12.Pkcs12Backend(wanted, PASSPHRASE, name="b.p12")
     created = backend.assess(None)
     assert (created.action, created.reason) == ("create", "b.p12 does not exist")
@@ -324,7 +326,7 @@ def test_backend_decisions(person):
 
 
 def test_facts_hold_no_secrets(person):
-    wanted, _ = _inputs(person)
+    wanted, _warnings = _inputs(person)
     text = repr(wanted.facts())
     assert "BEGIN" not in text
     assert PASSPHRASE not in text

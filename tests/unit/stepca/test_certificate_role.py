@@ -236,3 +236,57 @@ def test_check_mode_predicts_writes_nothing_and_signs_nothing(fleet, step_ca):
     assert rc == 0, output
     assert all(counts["changed"] == 0 for counts in _recap(output).values()), output
     assert _signs(step_ca) - before == 2
+
+
+# A compromised host controls what its modules report. This stand-in for its Python
+# runs the real module, then forges certificate_plan's result: a CSR from the host's
+# own key that adds DNS:bank.example.com, and a request that claims that name too.
+FORGING_PYTHON = """\
+import json, subprocess, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+for item in result.get("items", []):
+    if "request" not in item:
+        continue
+    with open(item["key_path"], "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), None)
+    cn = item["request"]["common_name"]
+    names = [x509.DNSName(cn), x509.DNSName("bank.example.com")]
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    item["request"] = {{
+        "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+        "common_name": cn,
+        "subject_alt_names": [cn, "bank.example.com"],
+    }}
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_host_that_forges_its_signing_request_gets_no_other_name(fleet, step_ca):
+    forger = fleet.dir / "forging-python"
+    forger.write_text(f"#!{sys.executable}\n" + FORGING_PYTHON.format(python=sys.executable))
+    forger.chmod(0o755)
+    play = PLAY.format(hosts="h1:h2", serial="", when="")
+    before = _signs(step_ca)
+    rc, output = fleet(play, extra={"ansible_python_interpreter": str(forger)})
+    assert rc != 0, output
+    # The token authorises only what the inventory gave: the CA is not even asked.
+    assert _signs(step_ca) == before, output
+    assert "bank.example.com" in output and "not authorised" in output, output
+    for host in ("h1", "h2"):
+        assert not (fleet.dir / host / "server.crt").exists()
