@@ -15,6 +15,11 @@ SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 export PATH := $(VENV)/bin:$(PATH)
 export MTLS_ENGINE
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+# Test state stays in the checkout: ansible-core's tmp and caches, Molecule's state, and the
+# copy of the collection that ansible-lint installs (a custom ANSIBLE_* path makes it use
+# ANSIBLE_HOME instead of its per-project cache; the default is ~/.ansible, where the copy
+# would shadow this checkout for any later ansible-playbook). tests/check-home.sh checks it.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 export MTLS_STEP_CA_BINARY := $(CURDIR)/build/step-ca
 ifeq ($(MTLS_ENGINE),podman)
 export DOCKER_HOST := unix://$(CURDIR)/.run/podman.sock
@@ -72,15 +77,22 @@ endif
 image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
 
 .PHONY: lint
-lint: venv sanity ## yamllint, ansible-lint (production profile), ruff, and ansible-test sanity
+lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity, galaxy-importer
 	yamllint --strict .
+	@mkdir -p build && touch build/.lint-start
 	ansible-lint
+	tests/check-home.sh build/.lint-start
 	ruff check .
 	ruff format --check .
+	python tests/check_managed_python.py plugins
 
 .PHONY: sanity
-sanity: venv ## ansible-test sanity (validate-modules) on every module
+sanity: venv ## Every ansible-test sanity test (compile and import on each installed managed-host Python)
 	tests/sanity.sh
+
+.PHONY: importer
+importer: venv ## galaxy-importer (Galaxy's upload checks) on a freshly built tarball, local mode
+	tests/galaxy-importer.sh
 
 .PHONY: unit
 unit: venv step-ca ## Unit tests for module_utils and modules (real step-ca on loopback)
@@ -95,14 +107,19 @@ molecule: setup ## Run every Molecule scenario (SCENARIOS="a b" to choose)
 	done
 
 .PHONY: package
-package: venv ## Build the collection tarball and prove it installs
+package: venv ## Build and install the tarball; no test or cache files in it; ansible-doc renders all from the install
 	rm -rf build/package && mkdir -p build/package
 	ansible-galaxy collection build --output-path build/package
 	cd build/package && ansible-galaxy collection install --force \
 	  --collections-path installed mtls-rollout-*.tar.gz
-	test -f build/package/installed/ansible_collections/mtls/rollout/plugins/modules/step_ca_sign.py
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/package/installed ansible-doc mtls.rollout.step_ca_sign >/dev/null
-	@echo "package: $$(ls build/package/*.tar.gz) builds and installs"
+	tests/check-package.sh build/package/mtls-rollout-*.tar.gz build/package/installed
+
+.PHONY: changelog
+changelog: venv ## Write CHANGELOG.md for galaxy.yml's version from changelogs/fragments (re-runnable)
+	antsibull-changelog lint
+	antsibull-changelog release --reload-plugins --update-existing \
+	  --refresh-fragments without-archives 2>&1 | { grep -v "no release_summary section" || true; }
+	@echo "changelog: CHANGELOG.md for $$(awk '/^version:/ { print $$2 }' galaxy.yml)"
 
 .PHONY: clean
 clean: ## Destroy test containers, stop the podman service, remove build links

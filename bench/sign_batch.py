@@ -227,7 +227,11 @@ def run(args: argparse.Namespace) -> int:
 
             def once_concurrent() -> list[_stepca.SignedCertificate]:
                 once = client.provisioner_key(PROVISIONER, password)
-                return client.sign_many(once, requests, workers=args.workers)
+                outcomes = client.sign_many(once, requests, workers=args.workers)
+                failed = [str(outcome.error) for outcome in outcomes if not outcome.ok]
+                if failed:
+                    raise RuntimeError(f"sign_many: {len(failed)} not signed: {failed[0]}")
+                return [outcome.certificate for outcome in outcomes if outcome.certificate]
 
             modes = [
                 ("(a) baseline: decrypt per certificate, sequential", baseline),
@@ -280,7 +284,7 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--count", type=_bounded_int(1, MAX_COUNT), default=40, help="CSRs per mode (40)"
     )

@@ -80,8 +80,15 @@ if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && [ -S "$SOCKET
 else
   rm -f "$SOCKET"
   # setsid: the service must outlive the make invocation that started it.
-  setsid podman system service --time=0 "unix://$SOCKET" \
-    >"$MTLS_RUN_DIR/podman-service.log" 2>&1 </dev/null &
+  # It must not keep descriptors it inherited either: a caller's lock file
+  # (`flock LOCK make test`) would stay locked for as long as the service runs.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec setsid podman system service --time=0 "unix://$SOCKET"
+  ) >"$MTLS_RUN_DIR/podman-service.log" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   # Poll for the socket to answer, bounded at 30 s.
   for _ in $(seq 1 60); do

@@ -6,7 +6,10 @@
 # tracked and new (not ignored) files to a temporary tree and runs there.
 #
 # Usage: tests/sanity.sh [ansible-test sanity arguments]
-#   default: --test validate-modules on every module
+#   default: every sanity test ansible-test runs for a collection, on this venv's Python,
+#   then compile and import on every other Python that ansible-core supports on managed
+#   hosts and that is installed here (on PATH, or under pyenv's versions/); the versions
+#   it cannot find are named, not silently skipped. Exceptions: tests/sanity/ignore-2.19.txt.
 # Examples:
 #   tests/sanity.sh
 #   tests/sanity.sh --test validate-modules plugins/modules/csr.py
@@ -60,6 +63,9 @@ sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", *args], env=en
 PY
 fi
 
+# The shellcheck sanity test is skipped (with a warning only) when shellcheck is missing.
+command -v shellcheck >/dev/null || "$repo/scripts/apt-install.sh" shellcheck >/dev/null
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/mtls-sanity.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 dest=$work/ansible_collections/mtls/rollout
@@ -68,9 +74,45 @@ mkdir -p "$dest"
   | (cd "$repo" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) \
   | tar -xf - -C "$dest"
 
-if [[ $# -eq 0 ]]; then
-  set -- --test validate-modules plugins/modules/
-fi
 cd "$dest"
-PATH=$venv/bin:$PATH "$venv/bin/ansible-test" sanity --local --python "$python_version" \
-  --color no "$@"
+sanity() {  # ansible-test's warning about the C.UTF-8 locale, repeated per run, is dropped
+  PATH=$work/bin:$venv/bin:$PATH "$venv/bin/ansible-test" sanity --local --color no "$@" 2>&1 \
+    | { grep -vE '^WARNING: (Using locale "C.UTF-8"|Reviewing previous [0-9]+ warning)' || true; }
+}
+if [[ $# -gt 0 ]]; then
+  sanity --python "$python_version" "$@"
+  exit
+fi
+
+# Interpreters for the other managed-host Pythons, linked into one bin folder.
+mkdir -p "$work/bin"
+others=()
+missing=()
+for version in $("$python" -c '
+from ansible_test._internal.constants import SUPPORTED_PYTHON_VERSIONS
+print(" ".join(SUPPORTED_PYTHON_VERSIONS))'); do
+  [[ $version == "$python_version" ]] && continue
+  found=""
+  for candidate in "$(command -v "python$version" || true)" \
+    "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/"python$version"; do
+    if [[ -x $candidate ]] && "$candidate" -c '' 2>/dev/null; then
+      found=$candidate
+      break
+    fi
+  done
+  if [[ -n $found ]]; then
+    ln -sfn "$found" "$work/bin/python$version"
+    others+=("$version")
+  else
+    missing+=("$version")
+  fi
+done
+
+start=$SECONDS
+sanity --python "$python_version"
+for version in "${others[@]}"; do
+  sanity --python "$version" --test compile --test import
+done
+echo "sanity: every test on Python $python_version; compile and import also on" \
+  "${others[*]:-no other version}${missing[*]:+ (not installed here: ${missing[*]})};" \
+  "$((SECONDS - start)) s"

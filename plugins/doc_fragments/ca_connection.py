@@ -41,6 +41,15 @@ options:
       - Refusals (4xx) are never retried.
     type: int
     default: 3
+attributes:
+  action_group:
+    description:
+      - Use C(group/mtls.rollout.step_ca) in C(module_defaults) to set the CA connection
+        and provisioner options once for M(mtls.rollout.step_ca_info),
+        M(mtls.rollout.step_ca_sign) and M(mtls.rollout.step_ca_revoke).
+    support: full
+    membership:
+      - mtls.rollout.step_ca
 notes:
   - There is no option to skip TLS verification.
 requirements:

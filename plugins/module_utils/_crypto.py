@@ -18,7 +18,8 @@ Keys
     :func:`serialize_private_key`, :func:`public_key_pem`, :func:`public_key_fingerprint`,
     :func:`same_public_key`, :class:`PrivateKeyBackend` (the ``private_key`` module's logic).
 Names and SANs
-    :class:`San`, :func:`parse_san`, :func:`parse_sans`, :func:`san_from_common_name`,
+    :class:`San`, :func:`parse_san`, :func:`parse_sans`, :func:`read_token_san`,
+    :func:`certificate_sans`, :func:`token_strings`,
     :func:`sans_of`, :func:`format_san_diff`, :func:`build_name`, :func:`name_to_dict`,
     :func:`subject_argument_spec` (the subject options of a module).
 Profiles
@@ -29,7 +30,8 @@ CSRs
 Certificates
     :func:`load_certificate`, :func:`load_certificates`, :func:`not_valid_before`,
     :func:`not_valid_after`, :func:`is_issued_by`, :func:`verify_signature`,
-    :func:`chains_to`, :func:`certificate_facts`.
+    :func:`chains_to`, :func:`certificate_fingerprint`, :func:`certificate_facts`,
+    :func:`serial_hex`, :func:`parse_serial`.
 Renewal
     :func:`parse_duration`, :func:`format_duration`, :class:`RenewBefore`,
     :class:`Desired`, :func:`evaluate_certificate` -> :class:`Verdict`.
@@ -41,6 +43,7 @@ import hashlib
 import ipaddress
 import re
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -166,7 +169,6 @@ class LoadedKey:
     key: PrivateKey
     format: str  # pkcs8, traditional or der
     encrypted: bool
-    passphrase_mismatch: bool = False  # a passphrase was given but the key is not encrypted
 
 
 def _pem_label(data: bytes) -> str | None:
@@ -179,7 +181,7 @@ def load_private_key(data: bytes, passphrase: str | None = None, name: str = "ke
 
     Raises :class:`KeyUnreadableError` for corrupt data, a wrong or missing passphrase, or an
     unsupported key. A passphrase given for an unencrypted key is not an error: the key is
-    loaded and ``passphrase_mismatch`` is set.
+    loaded (and ``encrypted`` is false).
     """
     secret = passphrase.encode("utf-8") if passphrase else None
     label = _pem_label(data)
@@ -195,14 +197,13 @@ def load_private_key(data: bytes, passphrase: str | None = None, name: str = "ke
     encrypted = label == "ENCRYPTED PRIVATE KEY" or (
         label is not None and b"Proc-Type: 4,ENCRYPTED" in data
     )
-    mismatch = False
     try:
         try:
             key = loader(data, password=secret)
         except TypeError as exc:
             text = str(exc).lower()
             if secret is not None and "not encrypted" in text:
-                key, mismatch = loader(data, password=None), True
+                key = loader(data, password=None)
             elif secret is None and "encrypted" in text:
                 raise KeyUnreadableError(
                     f"{name} is encrypted; set the passphrase to read it"
@@ -217,7 +218,7 @@ def load_private_key(data: bytes, passphrase: str | None = None, name: str = "ke
                 f"cannot decrypt {name}: wrong passphrase or corrupt key"
             ) from exc
         raise KeyUnreadableError(f"{name} is not a readable private key ({exc})") from exc
-    return LoadedKey(key=key, format=fmt, encrypted=encrypted, passphrase_mismatch=mismatch)
+    return LoadedKey(key=key, format=fmt, encrypted=encrypted)
 
 
 def serialize_private_key(
@@ -471,11 +472,10 @@ def parse_san(text: Any) -> San:
     if kind == "DNS":
         return San("DNS", _check_dns_name(value, text))
     if kind == "IP":
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise CryptoError(f"SAN {text!r} is not a valid IPv4 or IPv6 address") from None
-        return San("IP", str(address))
+        address = _ip_address(value, text)
+        if address is None:
+            raise CryptoError(f"SAN {text!r} is not a valid IPv4 or IPv6 address")
+        return San("IP", address)
     if kind == "email":
         local, at, domain = value.rpartition("@")
         if not at or not local or not domain or any(c.isspace() for c in value):
@@ -496,22 +496,106 @@ def parse_sans(values: list[Any] | None) -> tuple[San, ...]:
     return tuple(sorted({parse_san(value) for value in values or []}))
 
 
-def san_from_common_name(common_name: str) -> San | None:
-    """The SAN a CA such as step-ca adds for a CN when the request has no SANs, or ``None``."""
-    for candidate in (f"IP:{common_name}", f"email:{common_name}", f"URI:{common_name}"):
-        kind = candidate.split(":", 1)[0]
-        if kind == "email" and "@" not in common_name:
-            continue
-        if kind == "URI" and "://" not in common_name:
-            continue
+def _ip_address(value: str, original: str) -> str | None:
+    """The canonical text of an IP address, or ``None`` when ``value`` is not one.
+
+    IPv6 is compressed and lower-case, an IPv4-mapped IPv6 address becomes IPv4 (that is
+    how it is stored in a certificate). A scoped IPv6 address (``fe80::1%eth0``) is
+    refused: the zone cannot be put in a certificate, so it would never compare equal.
+    """
+    if "%" in value:
+        head = value.split("%", 1)[0]
         try:
-            return parse_san(candidate)
-        except CryptoError:
-            continue
+            ipaddress.IPv6Address(head)
+        except ValueError:
+            return None
+        raise CryptoError(
+            f"SAN {original!r}: a scoped IPv6 address (with a %zone) cannot be put in a"
+            f" certificate; give it without the zone, as {head}"
+        )
     try:
-        return parse_san(f"DNS:{common_name}")
-    except CryptoError:
+        address = ipaddress.ip_address(value)
+    except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def read_token_san(value: str, *, strict: bool = True) -> San:
+    """A plain SAN string read the way step-ca reads a token's ``sans`` (``SplitSANs``).
+
+    An IP address, else a URI (a ``scheme:`` prefix), else an e-mail address (has an
+    ``@``), else a DNS name; normalised like :func:`parse_san`. With ``strict`` the value
+    is validated like a ``TYPE:value`` SAN (surrounding blanks dropped); without it (a
+    common name that step-ca copies into the SANs, such as ``John Doe``) a DNS name is
+    only lower-cased, and must be ASCII to fit a certificate.
+    """
+    if not isinstance(value, str):
+        raise CryptoError(f"SAN {value!r} must be a string")
+    text = value.strip() if strict else value
+    address = _ip_address(text, value)
+    if address is not None:
+        return San("IP", address)
+    if _URI_SCHEME.match(text):
+        if strict or any(c.isspace() for c in text):
+            return parse_san(f"URI:{text}")
+        return San("URI", text)
+    if "@" in text:
+        if strict:
+            return parse_san(f"email:{text}")
+        local, _at, domain = text.rpartition("@")
+        return San("email", f"{local}@{domain.lower()}")
+    if strict:
+        return parse_san(f"DNS:{text}")
+    if not text or not text.isascii() or not text.isprintable():
+        raise CryptoError(
+            f"common name {value!r} cannot be a SAN (step-ca copies the common name into"
+            " the SANs when none are given, and a certificate's DNS name must be printable"
+            " ASCII); give subject_alt_names"
+        )
+    return San("DNS", text.lower())
+
+
+def certificate_sans(common_name: str | None, requested: Iterable[San] | None) -> tuple[San, ...]:
+    """The SANs step-ca puts in a certificate signed for ``common_name`` and ``requested``.
+
+    This is the one answer to "which names does this item authorise", used to mint the
+    signing token (:mod:`_stepca`), by :func:`evaluate_certificate` (``certificate_info``)
+    and by the certificate role's check of an issued certificate.
+
+    * ``requested`` not empty: exactly those SANs (sorted, without duplicates).
+    * ``requested`` empty or ``None``: the common name alone, as step-ca copies it into the
+      SANs (read with :func:`read_token_san`, not strict): ``web.example.com`` gives
+      ``DNS:web.example.com``, ``10.0.0.5`` gives ``IP:10.0.0.5``, ``John Doe`` gives
+      ``DNS:john doe``. Without a common name, no SAN.
+    """
+    sans = tuple(sorted(set(requested or ())))
+    if sans:
+        return sans
+    if common_name:
+        return (read_token_san(common_name, strict=False),)
+    return ()
+
+
+def token_strings(sans: Iterable[San]) -> list[str]:
+    """The plain strings a step-ca token carries for ``sans``, in order.
+
+    A token has no SAN types: step-ca types each string by its form (see
+    :func:`read_token_san`). A SAN whose value step-ca would read as another type (such
+    as ``DNS:10.0.0.5``, which it would issue as an IP address) is refused.
+    """
+    values = []
+    for san in sans:
+        read = read_token_san(san.value, strict=False) if san.kind in SAN_KINDS else None
+        if read != san:
+            as_what = f"as {read}" if read is not None else "at all"
+            raise CryptoError(
+                f"SAN {san} cannot be requested from step-ca: its tokens carry SANs as plain"
+                f" strings, and step-ca would read {san.value!r} {as_what}"
+            )
+        values.append(san.value)
+    return values
 
 
 def _san_of_general_name(name: x509.GeneralName) -> San:
@@ -880,8 +964,9 @@ def verify_signature(cert: x509.Certificate, public: PublicKey) -> bool:
     return True
 
 
-def _fingerprint(cert: x509.Certificate) -> bytes:
-    return cert.fingerprint(hashes.SHA256())
+def certificate_fingerprint(cert: x509.Certificate) -> str:
+    """Lower-case hex SHA-256 of the certificate's DER encoding (step's root fingerprint)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def chains_to(
@@ -899,20 +984,20 @@ def chains_to(
     if not anchors:
         return False, "the trust bundle holds no certificate"
     now = now or datetime.now(timezone.utc)
-    anchor_prints = {_fingerprint(anchor) for anchor in anchors}
+    anchor_prints = {certificate_fingerprint(anchor) for anchor in anchors}
     pool = list(intermediates or [])
     current, seen = cert, set()
     for _depth in range(max_depth):
-        if _fingerprint(current) in anchor_prints:
+        if certificate_fingerprint(current) in anchor_prints:
             return True, f"is trust anchor {current.subject.rfc4514_string()!r}"
         for anchor in anchors:
             if is_issued_by(current, anchor):
                 return True, f"chains to {anchor.subject.rfc4514_string()!r}"
-        seen.add(_fingerprint(current))
+        seen.add(certificate_fingerprint(current))
         issuers = [
             candidate
             for candidate in pool
-            if _fingerprint(candidate) not in seen and is_issued_by(current, candidate)
+            if certificate_fingerprint(candidate) not in seen and is_issued_by(current, candidate)
         ]
         if not issuers:
             return False, (
@@ -923,6 +1008,64 @@ def chains_to(
         if not not_valid_before(current) <= now <= not_valid_after(current):
             return False, f"intermediate {current.subject.rfc4514_string()!r} is not valid now"
     return False, "the chain is longer than allowed"
+
+
+# RFC 5280 section 4.1.2.2: a serial number is a positive integer of at most 20 octets.
+_MAX_SERIAL = 1 << (20 * 8)
+_SERIAL_DECIMAL = re.compile(r"^[0-9]+$")
+_SERIAL_HEX = re.compile(r"^[0-9a-f]+$")
+_SERIAL_COLON_HEX = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2})+$")
+
+
+def serial_hex(serial: int) -> str:
+    """A serial as NGINX's ``$ssl_client_serial`` shows it: upper-case hex, even digit count.
+
+    That is OpenSSL's ``i2a_ASN1_INTEGER``: two hex digits per octet, so ``0xABC`` is
+    ``0ABC``. Every module and role shows serials in this form.
+    """
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def parse_serial(value: Any) -> int:
+    """A certificate serial number from the unambiguous forms people copy it in.
+
+    * an integer, or a string of decimal digits: decimal (what step-ca and
+      ``step certificate inspect`` print, and ``step_ca_sign``'s ``serial``);
+    * hex in groups of exactly two digits joined by colons, any case (``5a:3f:07``, as
+      ``openssl x509 -text`` prints it);
+    * hex with a ``0x`` prefix (``0x5A3F07``);
+    * plain hex with at least one letter a-f (NGINX's ``$ssl_client_serial``, ``serial_hex``).
+
+    A plain string of digits is always decimal; write hex made only of the digits 0-9
+    with colons or a ``0x`` prefix. Colon groups of one or three digits are refused, since
+    ``5:f2`` could mean ``05F2`` or ``5F2`` typed with a digit missing. Raises
+    :class:`CryptoError`.
+    """
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("0x") and _SERIAL_HEX.match(text[2:]):
+            number = int(text[2:], 16)
+        elif _SERIAL_COLON_HEX.match(text):
+            number = int(text.replace(":", ""), 16)
+        elif _SERIAL_DECIMAL.match(text):
+            number = int(text, 10)
+        elif _SERIAL_HEX.match(text):
+            number = int(text, 16)
+    if number is None:
+        raise CryptoError(
+            "serial must be a certificate serial number in decimal, in hex with a 0x prefix"
+            " or the letters a-f, or in two-digit hex groups with colons (de:7a:05:f2),"
+            f" got {value!r}"
+        )
+    if not 0 < number < _MAX_SERIAL:
+        raise CryptoError(
+            f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}"
+        )
+    return number
 
 
 def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> dict[str, Any]:
@@ -939,7 +1082,7 @@ def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> di
         "subject_alt_names": [str(san) for san in sans_of(cert.extensions)],
         "issuer": name_to_dict(cert.issuer),
         "issuer_string": cert.issuer.rfc4514_string(),
-        "serial": format(cert.serial_number, "X"),
+        "serial": serial_hex(cert.serial_number),
         "serial_number": cert.serial_number,
         "not_before": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "not_after": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -951,24 +1094,61 @@ def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> di
         "key_type": KeySpec.of(cert.public_key()).type,
         "key_size": KeySpec.of(cert.public_key()).size,
         "public_key_fingerprint": public_key_fingerprint(cert.public_key()),
-        "fingerprint": _fingerprint(cert).hex(),
+        "fingerprint": certificate_fingerprint(cert),
     }
 
 
 # ------------------------------------------------------------------------- renewal
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
-_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+# Durations: one parser, two grammars. Ours (renew_before) takes w, d, h, m, s, any case,
+# with blanks between terms. Go's (time.ParseDuration, what step-ca takes for notAfter and
+# its provisioner claims) takes h, m, s, ms, us, ns, case-sensitive, and a sign.
+_DURATION_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_GO_DURATION_UNITS = {
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,  # micro sign
+    "\u03bcs": 1e-6,  # Greek mu
+    "ns": 1e-9,
+}
+_DURATION_TERM = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-z\u00b5\u03bc]+)")
 
 
-def parse_duration(text: str) -> int:
-    """Seconds of a duration such as ``8h``, ``7d``, ``1h30m``, ``90s`` or ``2w``."""
-    compact = str(text).strip().lower().replace(" ", "")
-    if not compact or _DURATION_PART.sub("", compact):
+def parse_duration(text: Any, *, go: bool = False) -> timedelta:
+    """A duration such as ``8h``, ``7d``, ``1h30m``, ``90s`` or ``2w``.
+
+    With ``go``, Go's ``time.ParseDuration`` grammar instead, as step-ca takes it: ``24h``,
+    ``1h30m``, ``1.5h``, ``300ms``, ``-5m``, ``0``; no days, no blanks, case-sensitive.
+    Raises :class:`CryptoError`.
+    """
+    raw = text if isinstance(text, str) else ("" if go else str(text))
+    compact = raw.strip() if go else raw.strip().lower().replace(" ", "")
+    sign = 1.0
+    if go and compact[:1] in ("+", "-"):
+        sign = -1.0 if compact[0] == "-" else 1.0
+        compact = compact[1:]
+    if go and compact == "0":
+        return timedelta(0)
+    units = _GO_DURATION_UNITS if go else _DURATION_UNITS
+    total, position = 0.0, 0
+    for match in _DURATION_TERM.finditer(compact):
+        if match.start() != position or match.group(2) not in units:
+            break
+        total += float(match.group(1)) * units[match.group(2)]
+        position = match.end()
+    if not compact or position != len(compact):
+        if go:
+            raise CryptoError(
+                f"duration {text!r} is not valid; use numbers with units h, m, s, ms, us, ns"
+                " (e.g. 24h or 1h30m)"
+            )
         raise CryptoError(
             f"duration {text!r} is not valid; use numbers with units w, d, h, m, s (e.g. 8h)"
         )
-    return int(sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(compact)))
+    return timedelta(seconds=sign * total)
 
 
 def format_duration(seconds: float) -> str:
@@ -1014,7 +1194,7 @@ class RenewBefore:
                 )
             return cls(fraction=number)
         try:
-            return cls(seconds=parse_duration(text))
+            return cls(seconds=int(parse_duration(text).total_seconds()))
         except CryptoError:
             raise CryptoError(
                 f"renew_before {value!r} must be a fraction (e.g. 0.33) or a duration "
@@ -1120,14 +1300,10 @@ def evaluate_certificate(
                 reasons.append(f"subject {key} differs: {current.get(key)!r}, wanted {value!r}")
 
     if desired.sans is not None:
-        current_sans = sans_of(cert.extensions)
-        wanted = desired.sans
-        if not wanted and (desired.subject or {}).get("common_name"):
-            # A CA such as step-ca puts the common name in the SANs when none were asked for.
-            implied = san_from_common_name(str(desired.subject["common_name"]))
-            if implied is not None and current_sans == (implied,):
-                wanted = (implied,)
-        san_diff = format_san_diff(current_sans, wanted)
+        # With no SANs wanted, step-ca issues the common name as the only SAN.
+        common_name = (desired.subject or {}).get("common_name")
+        wanted = certificate_sans(str(common_name).strip() if common_name else None, desired.sans)
+        san_diff = format_san_diff(sans_of(cert.extensions), wanted)
         if san_diff:
             reasons.append(f"SANs differ: {san_diff}")
 

@@ -21,7 +21,6 @@ Nothing here decides whether to write: callers check ``module.check_mode`` first
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 from typing import Any
@@ -30,7 +29,6 @@ __all__ = [
     "FileIOError",
     "read_bytes",
     "remove_file",
-    "sha256_file",
     "write_file",
 ]
 
@@ -73,12 +71,6 @@ def read_bytes(path: str, max_size: int = 1024 * 1024) -> bytes | None:
     if len(data) > max_size:
         raise FileIOError(f"{path} is larger than {max_size} bytes")
     return data
-
-
-def sha256_file(path: str) -> str | None:
-    """Hex SHA-256 of the file at ``path``, or ``None`` when it does not exist."""
-    data = read_bytes(path, max_size=64 * 1024 * 1024)
-    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def write_file(

@@ -21,16 +21,21 @@ import json
 import os
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+try:
+    from cryptography.exceptions import InvalidSignature, InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+except ImportError:  # without cryptography: the modules report it with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+else:
+    HAS_CRYPTOGRAPHY = True
 
 PBES2_ALG = "PBES2-HS256+A128KW"
 # Content encryption algorithms and their key sizes in bytes.
@@ -42,12 +47,16 @@ P2C_MAX = 10_000_000
 SALT_SIZE = 16
 
 # curve name -> (cryptography curve class, coordinate size in bytes, JWS alg, hash)
-_CURVES: dict[str, tuple[type[ec.EllipticCurve], int, str, type[hashes.HashAlgorithm]]] = {
-    "P-256": (ec.SECP256R1, 32, "ES256", hashes.SHA256),
-    "P-384": (ec.SECP384R1, 48, "ES384", hashes.SHA384),
-    "P-521": (ec.SECP521R1, 66, "ES512", hashes.SHA512),
-}
-_ALG_TO_CURVE = {alg: crv for crv, (_, _, alg, _) in _CURVES.items()}
+_CURVES: dict[str, tuple[type[ec.EllipticCurve], int, str, type[hashes.HashAlgorithm]]] = (
+    {
+        "P-256": (ec.SECP256R1, 32, "ES256", hashes.SHA256),
+        "P-384": (ec.SECP384R1, 48, "ES384", hashes.SHA384),
+        "P-521": (ec.SECP521R1, 66, "ES512", hashes.SHA512),
+    }
+    if HAS_CRYPTOGRAPHY
+    else {}
+)
+_ALG_TO_CURVE = {info[2]: crv for crv, info in _CURVES.items()}
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 # RFC 7638 section 3.2: the required members per key type, in lexicographic order.
 _THUMBPRINT_MEMBERS = {
@@ -118,7 +127,7 @@ def ec_private_key_to_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     crv = {info[0].name: name for name, info in _CURVES.items()}.get(key.curve.name)
     if crv is None:
         raise JoseError(f"unsupported EC curve {key.curve.name}")
-    _, size, alg, _ = _CURVES[crv]
+    size, alg = _CURVES[crv][1:3]
     numbers = key.private_numbers()
     jwk: dict[str, Any] = {
         "kty": "EC",
@@ -139,7 +148,7 @@ def generate_ec_jwk(crv: str = "P-256") -> dict[str, Any]:
     ``kid`` is the RFC 7638 thumbprint, as step-ca expects for a JWK provisioner;
     ``alg`` is ES256, ES384 or ES512 according to the curve.
     """
-    curve_cls, _, _, _ = _curve_info(crv)
+    curve_cls = _curve_info(crv)[0]
     return ec_private_key_to_jwk(ec.generate_private_key(curve_cls()))
 
 
@@ -152,7 +161,7 @@ def jwk_to_private_key(jwk: dict[str, Any]) -> ec.EllipticCurvePrivateKey:
     """Load a private EC JWK into a ``cryptography`` key, checking x/y match d."""
     if jwk.get("kty") != "EC" or "d" not in jwk:
         raise JoseError("the JWK is not a private EC key")
-    curve_cls, _, _, _ = _curve_info(jwk.get("crv", ""))
+    curve_cls = _curve_info(jwk.get("crv", ""))[0]
     try:
         key = ec.derive_private_key(_b64_to_int(jwk["d"]), curve_cls())
     except (ValueError, TypeError) as exc:
@@ -167,7 +176,7 @@ def jwk_to_public_key(jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
     """Load a public (or private) EC JWK's public key."""
     if jwk.get("kty") != "EC":
         raise JoseError("the JWK is not an EC key")
-    curve_cls, _, _, _ = _curve_info(jwk.get("crv", ""))
+    curve_cls = _curve_info(jwk.get("crv", ""))[0]
     try:
         return ec.EllipticCurvePublicNumbers(
             _b64_to_int(jwk["x"]), _b64_to_int(jwk["y"]), curve_cls()
@@ -292,7 +301,7 @@ def jws_sign_compact(
     updated with ``headers``. The signature is the raw ``r || s`` form of RFC 7518.
     """
     key = jwk_to_private_key(jwk)
-    _, size, alg, hash_cls = _CURVES[jwk["crv"]]
+    size, alg, hash_cls = _CURVES[jwk["crv"]][1:]
     if jwk.get("alg") not in (None, alg):
         raise JoseError(f"the JWK's alg {jwk.get('alg')!r} does not fit curve {jwk['crv']}")
     header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
@@ -320,7 +329,7 @@ def jws_verify_compact(token: str, jwk: dict[str, Any]) -> dict[str, Any]:
     crv = _ALG_TO_CURVE.get(header.get("alg"))  # type: ignore[arg-type]
     if crv is None or crv != jwk.get("crv"):
         raise JoseError(f"unsupported or mismatched JWS alg {header.get('alg')!r}")
-    _, size, _, hash_cls = _CURVES[crv]
+    size, hash_cls = _CURVES[crv][1], _CURVES[crv][3]
     signature = b64url_decode(sig_b64)
     if len(signature) != 2 * size:
         raise JoseError("the JWS signature has the wrong size")

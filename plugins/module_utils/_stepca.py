@@ -1,47 +1,50 @@
 # Copyright: contributors to mtls.rollout
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A small client for the step-ca 0.19 HTTP API, for the controller.
+"""The HTTP client for the step-ca 0.19 API, for the controller.
 
 * The CA's root is pinned: given as PEM, or as a SHA-256 fingerprint, in which
   case it is fetched once from ``/root/{fingerprint}`` without TLS verification
   and trusted only if its fingerprint matches. Every other call verifies TLS
   against that root alone.
-* A JWK provisioner's key is decrypted once (:meth:`StepCAClient.provisioner_key`)
-  and then mints one one-time token per request.
-* :meth:`StepCAClient.sign_many` signs CSRs concurrently with a bounded pool;
-  connection errors and 5xx answers are retried with bounded exponential backoff.
+* :meth:`StepCAClient.provisioner_key` looks the JWK provisioner up and has its key
+  decrypted once; what each token authorises and the token itself come from
+  ``_stepca_token``.
+* :meth:`StepCAClient.sign_many` signs CSRs concurrently with a bounded pool and
+  returns one :class:`SignOutcome` per request; connection errors and 5xx answers
+  are retried with bounded exponential backoff.
 
-Only ``cryptography`` and the standard library are needed. No message or
-exception text carries a password, a private key or a token.
+The modules' backends (options, results) are in ``_stepca_modules``. Only
+``cryptography`` and the standard library are needed. No message or exception text
+carries a password, a private key or a token.
 """
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import http.client
 import json
 import re
-import secrets
 import socket
 import ssl
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_token
+from ansible_collections.mtls.rollout.plugins.module_utils._stepca_token import (
+    ProvisionerKey,
+    SignRequest,
+)
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _jose
+    from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
 except ImportError as _exc:  # modules report it with missing_required_lib
     CRYPTOGRAPHY_IMPORT_ERROR: str | None = f"{type(_exc).__name__}: {_exc}"
 else:
@@ -52,21 +55,7 @@ DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 MAX_WORKERS = 32
-TOKEN_LIFETIME = 300  # seconds, like step's default
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_GO_DURATION = re.compile(r"^(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-# step-ca's validity check allows max + backdate (one minute by default).
-_BACKDATE_TOLERANCE = datetime.timedelta(minutes=1)
 
 
 class StepCAError(Exception):
@@ -88,8 +77,8 @@ class StepCAError(Exception):
 
 
 def fingerprint(cert: x509.Certificate) -> str:
-    """Lower-case hex SHA-256 of the certificate's DER encoding (step's fingerprint)."""
-    return cert.fingerprint(hashes.SHA256()).hex()
+    """:func:`_crypto.certificate_fingerprint` (lower-case hex SHA-256 of the DER)."""
+    return _crypto.certificate_fingerprint(cert)
 
 
 def normalize_fingerprint(value: str) -> str:
@@ -135,145 +124,7 @@ def cert_pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def read_password_file(path: str) -> bytes:
-    """Read a password file; trailing white space (the newline) is dropped, as step does."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise StepCAError(
-            f"cannot read the password file {path}: {exc.strerror}", kind="invalid"
-        ) from exc
-    data = data.rstrip()
-    if not data:
-        raise StepCAError(f"the password file {path} is empty", kind="invalid")
-    return data
-
-
-def parse_go_duration(value: str) -> datetime.timedelta:
-    """Parse a Go ``time.Duration`` string such as ``24h``, ``1h30m`` or ``90s``."""
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise ValueError("empty duration")
-    sign = -1.0 if text.startswith("-") else 1.0
-    rest = text[1:] if text[0] in "+-" else text
-    if rest == "0":
-        return datetime.timedelta(0)
-    total = 0.0
-    while rest:
-        match = _GO_DURATION.match(rest)
-        if not match:
-            raise ValueError(f"invalid duration {value!r}")
-        part = match.group(0)
-        unit = re.search(r"(ns|us|µs|μs|ms|s|m|h)$", part)
-        assert unit is not None
-        total += float(part[: unit.start()]) * _GO_UNITS[unit.group(1)]
-        rest = rest[len(part) :]
-    return datetime.timedelta(seconds=sign * total)
-
-
-def _parse_rfc3339(value: str) -> datetime.datetime:
-    text = value.strip()
-    if not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}", text):
-        raise ValueError(f"not an RFC 3339 time: {value!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"RFC 3339 time without a time zone: {value!r}")
-    return parsed.astimezone(datetime.timezone.utc)
-
-
-def check_time_value(value: str | None, option: str) -> str | None:
-    """Validate ``value`` as an RFC 3339 time or a Go duration; return it unchanged."""
-    if value is None or value == "":
-        return None
-    for parser in (_parse_rfc3339, parse_go_duration):
-        try:
-            parser(value)
-        except ValueError:
-            continue
-        return value
-    raise StepCAError(
-        f"{option} must be an RFC 3339 time (2030-01-01T00:00:00Z) or a duration (24h, 90m),"
-        f" got {value!r}",
-        kind="invalid",
-    )
-
-
-def _resolve(value: str | None, base: datetime.datetime) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        return _parse_rfc3339(value)
-    except ValueError:
-        return base + parse_go_duration(value)
-
-
-def _rfc3339(value: datetime.datetime) -> str:
-    return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def serial_hex(serial: int) -> str:
-    """Upper-case hex with an even digit count: what NGINX's ``$ssl_client_serial`` shows."""
-    text = f"{serial:X}"
-    return text if len(text) % 2 == 0 else "0" + text
-
-
-def csr_identity(csr: x509.CertificateSigningRequest) -> tuple[str, list[str]]:
-    """The CSR's common name and SANs as plain strings (DNS, IP, email, URI), like step."""
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(cns[0].value) if cns else ""
-    sans: list[str] = []
-    try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        ext = None
-    if ext is not None:
-        sans += ext.get_values_for_type(x509.DNSName)
-        sans += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-        sans += ext.get_values_for_type(x509.RFC822Name)
-        sans += ext.get_values_for_type(x509.UniformResourceIdentifier)
-    return common_name, sans
-
-
-def _san_strings(cert: x509.Certificate) -> list[str]:
-    try:
-        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    values: list[str] = []
-    values += ext.get_values_for_type(x509.DNSName)
-    values += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
-    values += ext.get_values_for_type(x509.RFC822Name)
-    values += ext.get_values_for_type(x509.UniformResourceIdentifier)
-    return values
-
-
 # --------------------------------------------------------------------------- data
-
-
-@dataclass
-class SignRequest:
-    """One CSR to sign, with optional validity and authorised identity.
-
-    ``not_before``/``not_after`` are RFC 3339 times or durations as step-ca takes
-    them (a ``not_after`` duration counts from ``not_before``); ``duration`` is a
-    shorthand for a ``not_after`` duration. ``sans`` and ``subject`` are what the
-    token authorises; they default to the CSR's own SANs and common name. Setting
-    them lets the controller refuse a CSR that asks for more than it should.
-    """
-
-    csr: str
-    not_before: str | None = None
-    not_after: str | None = None
-    duration: str | None = None
-    sans: list[str] | None = None
-    subject: str | None = None
-
-    def effective_not_after(self) -> str | None:
-        """``not_after`` if set, else ``duration``."""
-        return self.not_after or self.duration or None
 
 
 @dataclass
@@ -300,7 +151,7 @@ class SignedCertificate:
             "chain": "".join(_ensure_newline(pem) for pem in self.chain),
             "fullchain": self.fullchain,
             "serial": str(self.serial),
-            "serial_hex": serial_hex(self.serial),
+            "serial_hex": _crypto.serial_hex(self.serial),
             "not_before": self.not_before,
             "not_after": self.not_after,
             "subject": self.subject,
@@ -309,13 +160,22 @@ class SignedCertificate:
 
 
 @dataclass
-class ProvisionerKey:
-    """A decrypted JWK provisioner key; never printed (``repr`` hides the JWK)."""
+class SignOutcome:
+    """What became of one request of a batch: a certificate, or the reason there is none."""
 
-    name: str
-    kid: str
-    jwk: dict[str, Any] = field(repr=False)
-    claims: dict[str, Any] = field(default_factory=dict)
+    certificate: SignedCertificate | None = None
+    error: StepCAError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.certificate is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The per-item result: ``ok`` and the certificate, or ``msg`` and ``error_kind``."""
+        if self.certificate is not None:
+            return {"ok": True, **self.certificate.as_dict()}
+        error = self.error or StepCAError("not signed", kind="error")
+        return {"ok": False, "msg": str(error), "error_kind": error.kind}
 
 
 def _ensure_newline(text: str) -> str:
@@ -391,7 +251,8 @@ class StepCAClient:
         """The pinned root, fetched and verified first when only a fingerprint was given."""
         if self._root is None:
             self.bootstrap_root()
-        assert self._root is not None
+        if self._root is None:  # cannot happen; narrows the type
+            raise AssertionError("_root is unset")
         return self._root
 
     @property
@@ -413,7 +274,8 @@ class StepCAClient:
         """
         if self._root is not None:
             return self._root
-        assert self._expected_fp is not None
+        if self._expected_fp is None:  # cannot happen; narrows the type
+            raise AssertionError("_expected_fp is unset")
         unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         unverified.check_hostname = False
         unverified.verify_mode = ssl.CERT_NONE  # bootstrap only; checked by fingerprint below
@@ -562,7 +424,7 @@ class StepCAClient:
         """
         found: list[dict[str, Any]] = []
         cursor = ""
-        for _ in range(1000):  # bounded: a CA never has that many pages
+        for _page in range(1000):  # bounded: a CA never has that many pages
             params = {}
             if cursor:
                 params["cursor"] = cursor
@@ -616,36 +478,11 @@ class StepCAClient:
     def provisioner_key(self, name: str, password: bytes) -> ProvisionerKey:
         """Look up provisioner ``name`` and decrypt its key with ``password`` (once)."""
         entry = self.provisioner(name)
-        token = self.encrypted_key(entry)
+        encrypted = self.encrypted_key(entry)
         try:
-            private = json.loads(_jose.jwe_decrypt_pbes2(token, password))
-        except _jose.JoseError as exc:
-            if "wrong password" in str(exc):
-                raise StepCAError(
-                    f"wrong password for provisioner {name!r}: its encrypted key cannot be"
-                    " decrypted with the given provisioner password",
-                    kind="wrong_password",
-                ) from None
-            raise StepCAError(f"provisioner {name!r}: {exc}", kind="invalid") from None
-        except ValueError:
-            raise StepCAError(
-                f"provisioner {name!r}: the decrypted key is not JSON", kind="invalid"
-            ) from None
-        kid = entry.get("key", {}).get("kid") or ""
-        try:
-            thumbprint = _jose.jwk_thumbprint(private)
-            _jose.jwk_to_private_key(private)
-        except _jose.JoseError as exc:
-            raise StepCAError(f"provisioner {name!r}: {exc}", kind="invalid") from None
-        if kid and thumbprint != kid:
-            raise StepCAError(
-                f"provisioner {name!r}: the decrypted key does not match its key id {kid}",
-                kind="invalid",
-            )
-        private.setdefault("kid", kid or thumbprint)
-        return ProvisionerKey(
-            name=name, kid=kid or thumbprint, jwk=private, claims=dict(entry.get("claims") or {})
-        )
+            return _stepca_token.decrypt_provisioner_key(entry, encrypted, password)
+        except _stepca_token.TokenError as exc:
+            raise StepCAError(str(exc), kind=exc.kind) from None
 
     # ---- tokens
 
@@ -658,99 +495,29 @@ class StepCAClient:
         sans: list[str] | None = None,
         now: float | None = None,
     ) -> str:
-        """A one-time token for ``subject``, signed with the provisioner key.
-
-        Claims: iss (provisioner name), aud (``https://<ca>/1.0/sign``), sub,
-        sans (default ``[sub]``; omitted for non-sign audiences when not given),
-        iat = nbf = now, exp = now + 5 minutes, jti (64 hex), sha (root fingerprint).
-        """
-        issued = int(time.time() if now is None else now)
-        claims: dict[str, Any] = {
-            "iss": key.name,
-            "aud": self._audience_base + audience_path,
-            "sub": subject,
-            "iat": issued,
-            "nbf": issued,
-            "exp": issued + TOKEN_LIFETIME,
-            "jti": secrets.token_hex(32),
-            "sha": self.root_fingerprint,
-        }
-        if audience_path.endswith("/sign"):
-            claims["sans"] = list(sans) if sans else [subject]
-        elif sans:
-            claims["sans"] = list(sans)
-        return _jose.jws_sign_compact(claims, key.jwk, {"kid": key.kid, "typ": "JWT"})
+        """:func:`_stepca_token.mint_token` for this CA's audience and pinned root."""
+        return _stepca_token.mint_token(
+            key,
+            audience=self._audience_base + audience_path,
+            subject=subject,
+            root_fingerprint=self.root_fingerprint,
+            sans=sans,
+            now=now,
+        )
 
     # ---- signing
 
-    def prepare(self, request: SignRequest, key: ProvisionerKey | None = None) -> dict[str, Any]:
-        """Check a request locally and work out the token's subject and SANs.
+    def prepare(
+        self, request: SignRequest, key: ProvisionerKey | None = None
+    ) -> _stepca_token.Authorisation:
+        """:func:`_stepca_token.authorise`: what the request's token carries, checked locally.
 
-        Raises :class:`StepCAError` for a bad CSR, bad times, or (when ``key`` has
-        duration claims) a validity outside the provisioner's limits.
+        Raises :class:`StepCAError` (``invalid``, ``san_not_allowed``, ``duration``).
         """
         try:
-            csr = x509.load_pem_x509_csr(request.csr.encode())
-        except (ValueError, AttributeError) as exc:
-            raise StepCAError("not a PEM certificate signing request", kind="invalid") from exc
-        if not csr.is_signature_valid:
-            raise StepCAError("the CSR's signature does not verify", kind="invalid")
-        common_name, csr_sans = csr_identity(csr)
-        sans = list(request.sans) if request.sans else csr_sans
-        subject = request.subject or common_name or (sans[0] if sans else "")
-        if not subject:
-            raise StepCAError("the CSR has neither a common name nor SANs", kind="invalid")
-        if not sans:
-            sans = [subject]
-        check_time_value(request.not_before, "not_before")
-        check_time_value(request.not_after, "not_after")
-        check_time_value(request.duration, "duration")
-        if request.duration and request.not_after:
-            raise StepCAError("give either not_after or duration, not both", kind="invalid")
-        if request.duration:
-            try:
-                parse_go_duration(request.duration)
-            except ValueError:
-                raise StepCAError(
-                    f"duration must be a duration such as 24h or 90m, got {request.duration!r}",
-                    kind="invalid",
-                ) from None
-        if key is not None:
-            self._check_limits(request, key)
-        return {"csr": csr, "subject": subject, "sans": sans, "common_name": common_name}
-
-    @staticmethod
-    def _check_limits(request: SignRequest, key: ProvisionerKey) -> None:
-        not_after = request.effective_not_after()
-        if not not_after:
-            return
-        now = datetime.datetime.now(datetime.timezone.utc)
-        not_before_time = _resolve(request.not_before, now) or now
-        not_after_time = _resolve(not_after, not_before_time)
-        assert not_after_time is not None
-        if not_after_time <= now:
-            raise StepCAError(f"not_after {not_after!r} is in the past", kind="duration")
-        if not_after_time <= not_before_time:
-            raise StepCAError("not_after must be later than not_before", kind="duration")
-        lifetime = not_after_time - not_before_time
-        limits = {}
-        for claim in ("minTLSCertDuration", "maxTLSCertDuration"):
-            if key.claims.get(claim):
-                try:
-                    limits[claim] = parse_go_duration(key.claims[claim])
-                except ValueError:
-                    continue
-        low = limits.get("minTLSCertDuration")
-        high = limits.get("maxTLSCertDuration")
-        if (low is not None and lifetime < low) or (
-            high is not None and lifetime > high + _BACKDATE_TOLERANCE
-        ):
-            raise StepCAError(
-                f"requested duration {_human(lifetime)} is outside the limits of provisioner"
-                f" {key.name!r} (min {key.claims.get('minTLSCertDuration', 'CA default')},"
-                f" max {key.claims.get('maxTLSCertDuration', 'CA default')})",
-                kind="duration",
-            )
+            return _stepca_token.authorise(request, key)
+        except _stepca_token.TokenError as exc:
+            raise StepCAError(str(exc), kind=exc.kind) from None
 
     def sign(
         self, key: ProvisionerKey, request: SignRequest, *, check_limits: bool = True
@@ -761,7 +528,7 @@ class StepCAClient:
         def body() -> dict[str, Any]:
             payload: dict[str, Any] = {
                 "csr": request.csr,
-                "ott": self.mint_token(key, info["subject"], sans=info["sans"]),
+                "ott": self.mint_token(key, info.subject, sans=info.sans),
             }
             if request.not_before:
                 payload["notBefore"] = request.not_before
@@ -769,7 +536,7 @@ class StepCAClient:
                 payload["notAfter"] = request.effective_not_after()
             return payload
 
-        label = f"CSR for {info['common_name'] or info['subject']!r}"
+        label = info.label
         try:
             answer = self._request("POST", "/1.0/sign", body_factory=body)
         except StepCAError as exc:
@@ -783,47 +550,38 @@ class StepCAClient:
         *,
         workers: int = 4,
         check_limits: bool = True,
-    ) -> list[SignedCertificate]:
-        """Sign ``requests`` concurrently (at most ``workers`` at once), in input order.
+    ) -> list[SignOutcome]:
+        """Sign ``requests`` concurrently (at most ``workers`` at once): one outcome each, in order.
 
-        Every request is checked locally before any is sent, so a bad item fails
-        the batch before the CA issues anything. If the CA refuses some, the error
-        lists each failed item by its position.
+        A request that fails the local checks or that the CA refuses gets an outcome
+        with its error; the others are signed all the same. Errors that concern the
+        whole batch (root, provisioner, password) surface before this, when the key
+        is decrypted with :meth:`provisioner_key`.
         """
+        outcomes: list[SignOutcome] = [SignOutcome() for _request in requests]
+        to_sign: list[int] = []
         for index, request in enumerate(requests):
             try:
                 self.prepare(request, key if check_limits else None)
             except StepCAError as exc:
-                if len(requests) == 1:
-                    raise
-                raise StepCAError(f"CSR #{index}: {exc}", kind=exc.kind) from None
+                outcomes[index].error = exc
+            else:
+                to_sign.append(index)
+        if not to_sign:
+            return outcomes
         self.root  # noqa: B018 - bootstrap once, before the threads start
-        size = max(1, min(int(workers), MAX_WORKERS, len(requests) or 1))
-        results: list[SignedCertificate | None] = [None] * len(requests)
-        failures: list[tuple[int, StepCAError]] = []
+        size = max(1, min(int(workers), MAX_WORKERS, len(to_sign)))
         with ThreadPoolExecutor(max_workers=size) as pool:
-            futures = [
-                pool.submit(self.sign, key, request, check_limits=check_limits)
-                for request in requests
-            ]
-            for index, future in enumerate(futures):
+            futures = {
+                index: pool.submit(self.sign, key, requests[index], check_limits=check_limits)
+                for index in to_sign
+            }
+            for index, future in futures.items():
                 try:
-                    results[index] = future.result()
+                    outcomes[index].certificate = future.result()
                 except StepCAError as exc:
-                    failures.append((index, exc))
-        if failures and len(requests) == 1:
-            raise failures[0][1]
-        if failures:
-            detail = "; ".join(f"CSR #{index}: {exc}" for index, exc in failures)
-            kinds = {exc.kind for _, exc in failures}
-            error = StepCAError(
-                f"{len(failures)} of {len(requests)} CSRs were not signed: {detail}",
-                kind=kinds.pop() if len(kinds) == 1 else "mixed",
-                status=failures[0][1].status,
-            )
-            error.failed = [index for index, _ in failures]  # type: ignore[attr-defined]
-            raise error
-        return [result for result in results if result is not None]
+                    outcomes[index].error = exc
+        return outcomes
 
     # ---- revocation
 
@@ -834,8 +592,8 @@ class StepCAClient:
         reason: str = "",
         reason_code: int = 0,
     ) -> dict[str, Any]:
-        """Passively revoke ``serial`` (decimal, or hex with a ``0x`` prefix or colons)."""
-        number = _serial_number(serial)
+        """Passively revoke ``serial`` (any form :func:`parse_serial` takes)."""
+        number = parse_serial(serial)
         subject = str(number)
 
         def body() -> dict[str, Any]:
@@ -858,36 +616,16 @@ class StepCAClient:
 # --------------------------------------------------------------------------- internals
 
 
-def _serial_number(serial: int | str) -> int:
-    if isinstance(serial, int):
-        return serial
-    text = str(serial).strip()
+def parse_serial(value: Any) -> int:
+    """:func:`_crypto.parse_serial`, raising :class:`StepCAError` (``invalid``)."""
     try:
-        if text.lower().startswith("0x"):
-            return int(text[2:], 16)
-        if ":" in text:
-            return int(text.replace(":", ""), 16)
-        return int(text, 10)
-    except ValueError:
-        raise StepCAError(f"not a certificate serial number: {serial!r}", kind="invalid") from None
-
-
-def _human(delta: datetime.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return (
-        "".join(
-            f"{value}{unit}"
-            for value, unit in ((hours, "h"), (minutes, "m"), (seconds, "s"))
-            if value
-        )
-        or "0s"
-    )
+        return _crypto.parse_serial(value)
+    except _crypto.CryptoError as exc:
+        raise StepCAError(str(exc), kind="invalid") from None
 
 
 def _reason_text(reason: Any) -> str:
-    if isinstance(reason, socket.timeout | TimeoutError):
+    if isinstance(reason, (socket.timeout, TimeoutError)):
         return "timed out"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
@@ -982,462 +720,8 @@ def _signed_from_answer(answer: Any, label: str) -> SignedCertificate:
         certificate=leaf_pem,
         chain=chain_pems,
         serial=leaf.serial_number,
-        not_before=_rfc3339(_crypto.not_valid_before(leaf)),
-        not_after=_rfc3339(_crypto.not_valid_after(leaf)),
+        not_before=_stepca_token.rfc3339(_crypto.not_valid_before(leaf)),
+        not_after=_stepca_token.rfc3339(_crypto.not_valid_after(leaf)),
         subject=leaf.subject.rfc4514_string(),
-        sans=_san_strings(leaf),
+        sans=[san.value for san in _crypto.sans_of(leaf.extensions)],
     )
-
-
-# --------------------------------------------------------------------------- module backends
-
-MODULE_CONNECTION_SPEC: dict[str, Any] = {
-    "ca_url": {"type": "str", "required": True},
-    "root": {"type": "path"},
-    "root_fingerprint": {"type": "str"},
-    "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
-    "retries": {"type": "int", "default": DEFAULT_RETRIES},
-}
-MODULE_CONNECTION_RULES: dict[str, list[list[str]]] = {
-    "required_one_of": [["root", "root_fingerprint"]],
-}
-
-# The provisioner whose key signs the tokens: shared by step_ca_sign and step_ca_revoke.
-PROVISIONER_SPEC: dict[str, Any] = {
-    "provisioner": {"type": "str", "required": True},
-    "provisioner_password": {"type": "str", "no_log": True},
-    "provisioner_password_file": {"type": "path", "no_log": False},
-}
-_PROVISIONER_PASSWORD_OPTIONS = ["provisioner_password", "provisioner_password_file"]
-
-_ITEM_OPTIONS = ("not_before", "not_after", "duration", "subject_alt_names", "common_name")
-
-SIGN_ARGUMENT_SPEC: dict[str, Any] = {
-    **MODULE_CONNECTION_SPEC,
-    **PROVISIONER_SPEC,
-    "csr": {"type": "str"},
-    "csrs": {"type": "list", "elements": "raw"},
-    "not_before": {"type": "str"},
-    "not_after": {"type": "str"},
-    "duration": {"type": "str"},
-    "subject_alt_names": {"type": "list", "elements": "str"},
-    "common_name": {"type": "str"},
-    "workers": {"type": "int", "default": 4},
-}
-SIGN_RULES: dict[str, list[list[str]]] = {
-    "required_one_of": [
-        ["root", "root_fingerprint"],
-        _PROVISIONER_PASSWORD_OPTIONS,
-        ["csr", "csrs"],
-    ],
-    "mutually_exclusive": [
-        _PROVISIONER_PASSWORD_OPTIONS,
-        ["csr", "csrs"],
-        ["not_after", "duration"],
-    ],
-}
-
-INFO_ARGUMENT_SPEC: dict[str, Any] = {
-    **MODULE_CONNECTION_SPEC,
-    "wait_timeout": {"type": "float", "default": 0.0},
-    "wait_interval": {"type": "float", "default": 1.0},
-    "provisioners": {"type": "bool", "default": True},
-}
-MAX_WAIT_TIMEOUT = 3600.0
-
-
-def client_from_params(params: dict[str, Any]) -> StepCAClient:
-    """A :class:`StepCAClient` from the shared connection options."""
-    root_pem = None
-    if params.get("root"):
-        try:
-            with open(params["root"], "rb") as handle:
-                root_pem = handle.read()
-        except OSError as exc:
-            raise StepCAError(
-                f"cannot read the root certificate {params['root']}: {exc.strerror}",
-                kind="invalid",
-            ) from exc
-    if params.get("retries", 0) > 10:
-        raise StepCAError("retries must be at most 10", kind="invalid")
-    return StepCAClient(
-        params["ca_url"],
-        root_pem=root_pem,
-        root_fingerprint=params.get("root_fingerprint") or None,
-        timeout=params.get("timeout") or DEFAULT_TIMEOUT,
-        retries=params.get("retries", DEFAULT_RETRIES),
-    )
-
-
-def _sign_requests(params: dict[str, Any]) -> list[SignRequest]:
-    defaults = {
-        "not_before": params.get("not_before"),
-        "not_after": params.get("not_after"),
-        "duration": params.get("duration"),
-    }
-    if params.get("csr") is not None:
-        items: list[Any] = [
-            {
-                "csr": params["csr"],
-                "subject_alt_names": params.get("subject_alt_names"),
-                "common_name": params.get("common_name"),
-            }
-        ]
-    else:
-        if params.get("subject_alt_names") or params.get("common_name"):
-            raise StepCAError(
-                "subject_alt_names and common_name apply to csr; with csrs, set them per item",
-                kind="invalid",
-            )
-        items = list(params.get("csrs") or [])
-        if not items:
-            raise StepCAError("csrs is empty: nothing to sign", kind="invalid")
-    requests = []
-    for index, item in enumerate(items):
-        where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
-        if isinstance(item, str):
-            item = {"csr": item}
-        if not isinstance(item, dict) or not isinstance(item.get("csr"), str):
-            raise StepCAError(f"{where} must be a PEM CSR or a dict with a csr key", kind="invalid")
-        unknown = sorted(set(item) - {"csr", *_ITEM_OPTIONS})
-        if unknown:
-            raise StepCAError(f"{where}: unknown keys {', '.join(unknown)}", kind="invalid")
-        merged = {key: item.get(key) or defaults.get(key) for key in ("not_before",)}
-        # An item's own not_after or duration replaces both defaults.
-        if item.get("not_after") or item.get("duration"):
-            merged["not_after"] = item.get("not_after")
-            merged["duration"] = item.get("duration")
-        else:
-            merged["not_after"] = defaults["not_after"]
-            merged["duration"] = defaults["duration"]
-        sans = item.get("subject_alt_names")
-        if sans is not None and (
-            not isinstance(sans, list) or not all(isinstance(v, str) for v in sans)
-        ):
-            raise StepCAError(
-                f"{where}: subject_alt_names must be a list of strings", kind="invalid"
-            )
-        requests.append(
-            SignRequest(
-                csr=item["csr"],
-                not_before=merged["not_before"],
-                not_after=merged["not_after"],
-                duration=merged["duration"],
-                sans=list(sans) if sans else None,
-                subject=item.get("common_name") or None,
-            )
-        )
-    return requests
-
-
-def run_sign(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    """The ``step_ca_sign`` module: returns its result, raises :class:`StepCAError`."""
-    workers = params.get("workers", 4)
-    if not 1 <= workers <= MAX_WORKERS:
-        raise StepCAError(f"workers must be between 1 and {MAX_WORKERS}", kind="invalid")
-    requests = _sign_requests(params)
-    client = client_from_params(params)
-    for index, request in enumerate(requests):
-        try:
-            client.prepare(request)
-        except StepCAError as exc:
-            where = "csr" if params.get("csr") is not None else f"csrs[{index}]"
-            raise StepCAError(f"{where}: {exc}", kind=exc.kind) from None
-    result: dict[str, Any] = {"changed": True, "provisioner": params["provisioner"]}
-    if check_mode:
-        return result
-    key = client.provisioner_key(params["provisioner"], _provisioner_password(params))
-    signed = client.sign_many(key, requests, workers=workers)
-    result["root_fingerprint"] = client.root_fingerprint
-    if params.get("csr") is not None:
-        result.update(signed[0].as_dict())
-    else:
-        result["certificates"] = [item.as_dict() for item in signed]
-    return result
-
-
-def _cert_facts(cert: x509.Certificate) -> dict[str, Any]:
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "fingerprint": fingerprint(cert),
-        "not_after": _rfc3339(_crypto.not_valid_after(cert)),
-    }
-
-
-def run_info(params: dict[str, Any]) -> dict[str, Any]:
-    """The ``step_ca_info`` module: health, version, verified roots, provisioners."""
-    wait_timeout = params.get("wait_timeout") or 0.0
-    if not 0 <= wait_timeout <= MAX_WAIT_TIMEOUT:
-        raise StepCAError(
-            f"wait_timeout must be between 0 and {MAX_WAIT_TIMEOUT:g} seconds", kind="invalid"
-        )
-    client = client_from_params(params)
-    if wait_timeout:
-        health = client.wait_healthy(wait_timeout, max(0.1, params.get("wait_interval") or 1.0))
-    else:
-        health = client.health()
-    version = client.version().get("version", "")
-    roots = client.roots()
-    pinned = client.root_fingerprint
-    if pinned not in [fingerprint(root) for root in roots]:
-        raise StepCAError(
-            f"root fingerprint mismatch: the CA at {client.base_url} does not list the pinned"
-            f" root {pinned} among its roots",
-            kind="fingerprint_mismatch",
-        )
-    result: dict[str, Any] = {
-        "changed": False,
-        "health": health,
-        "version": version,
-        "root_certificate": client.root_pem,
-        "root_fingerprint": pinned,
-        "roots": [dict(_cert_facts(root), pem=cert_pem(root)) for root in roots],
-    }
-    if params.get("provisioners", True):
-        result["provisioners"] = [
-            {
-                "name": entry.get("name"),
-                "type": entry.get("type"),
-                "kid": (entry.get("key") or {}).get("kid"),
-                "claims": entry.get("claims") or {},
-            }
-            for entry in client.provisioners()
-        ]
-    return result
-
-
-# --------------------------------------------------------------------------- revocation backend
-
-# RFC 5280 section 5.3.1 CRLReason codes (7 is unused).
-REVOCATION_REASONS: dict[str, int] = {
-    "unspecified": 0,
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "certificateHold": 6,
-    "removeFromCRL": 8,
-    "privilegeWithdrawn": 9,
-    "aACompromise": 10,
-}
-_REASON_BY_FOLDED = {name.lower(): code for name, code in REVOCATION_REASONS.items()}
-# RFC 5280 section 4.1.2.2: a serial number is a positive integer of at most 20 octets.
-_MAX_SERIAL = 1 << (20 * 8)
-_DECIMAL = re.compile(r"^[0-9]+$")
-_HEX = re.compile(r"^[0-9a-f]+$")
-_COLON_HEX = re.compile(r"^[0-9a-f]{1,2}(?::[0-9a-f]{1,2})+$")
-# step-ca 0.19 answers a second revocation of a serial with 400 and this text.
-_ALREADY_REVOKED = "is already revoked"
-
-REVOKE_ARGUMENT_SPEC: dict[str, Any] = {
-    **MODULE_CONNECTION_SPEC,
-    **PROVISIONER_SPEC,
-    "serial": {"type": "raw"},
-    "certificate": {"type": "str"},
-    "reason": {"type": "str", "default": ""},
-    "reason_code": {"type": "raw", "default": 0},
-}
-REVOKE_RULES: dict[str, list[list[str]]] = {
-    "required_one_of": [
-        ["root", "root_fingerprint"],
-        _PROVISIONER_PASSWORD_OPTIONS,
-        ["serial", "certificate"],
-    ],
-    "mutually_exclusive": [
-        _PROVISIONER_PASSWORD_OPTIONS,
-        ["serial", "certificate"],
-    ],
-}
-
-
-def parse_serial(value: Any) -> int:
-    """A certificate serial number from the forms people copy it in.
-
-    * an integer, or a string of decimal digits: decimal (what step-ca and
-      ``step certificate inspect`` print, and ``step_ca_sign``'s ``serial``);
-    * hex with colons, any case (``5a:3f:...`` as ``openssl x509 -text`` prints it);
-    * hex with a ``0x`` prefix;
-    * plain hex with at least one letter a-f (NGINX's ``$ssl_client_serial``).
-
-    A plain string of digits is always decimal; write hex made only of the digits
-    0-9 with colons or a ``0x`` prefix. Raises :class:`StepCAError` (``invalid``).
-    """
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("0x") and _HEX.match(text[2:].replace(":", "")):
-            number = int(text[2:].replace(":", ""), 16)
-        elif _COLON_HEX.match(text):
-            number = int(text.replace(":", ""), 16)
-        elif _DECIMAL.match(text):
-            number = int(text, 10)
-        elif _HEX.match(text):
-            number = int(text, 16)
-        else:
-            number = None
-    else:
-        number = None
-    if number is None:
-        raise StepCAError(
-            f"serial must be a certificate serial number in decimal, or in hex with colons,"
-            f" a 0x prefix or the letters a-f, got {value!r}",
-            kind="invalid",
-        )
-    if not 0 < number < _MAX_SERIAL:
-        raise StepCAError(
-            f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}",
-            kind="invalid",
-        )
-    return number
-
-
-def parse_reason_code(value: Any) -> int:
-    """An RFC 5280 reason code from an integer, a digit string or a name.
-
-    Names are case-insensitive and may use ``_``, ``-`` or spaces
-    (``keyCompromise``, ``key_compromise``). 7 is unused in RFC 5280 and 8
-    (``removeFromCRL``) would revoke rather than release, so both are refused.
-    """
-    code: int | None = None
-    if isinstance(value, bool):
-        code = None
-    elif isinstance(value, int):
-        code = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if re.match(r"^-?[0-9]+$", text):
-            code = int(text)
-        else:
-            code = _REASON_BY_FOLDED.get(re.sub(r"[\s_-]", "", text).lower())
-    elif value is None:
-        code = 0
-    known = ", ".join(f"{number} ({name})" for name, number in REVOCATION_REASONS.items())
-    if code is None or code not in REVOCATION_REASONS.values():
-        raise StepCAError(
-            f"reason_code must be an RFC 5280 reason code or its name, got {value!r};"
-            f" known: {known}",
-            kind="invalid",
-        )
-    if code == REVOCATION_REASONS["removeFromCRL"]:
-        raise StepCAError(
-            "reason_code 8 (removeFromCRL) is refused: it would revoke the certificate,"
-            " and step-ca cannot lift a revocation",
-            kind="invalid",
-        )
-    return code
-
-
-def _revoke_target(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """The serial to revoke, and facts about the certificate when one was given."""
-    has_serial = params.get("serial") not in (None, "")
-    has_cert = bool(params.get("certificate"))
-    if has_serial == has_cert:
-        raise StepCAError("give exactly one of serial and certificate", kind="invalid")
-    if has_serial:
-        return parse_serial(params["serial"]), {}
-    try:
-        cert = x509.load_pem_x509_certificate(params["certificate"].encode())
-    except ValueError:
-        raise StepCAError(
-            "certificate is not a PEM certificate; give the PEM text itself, for example"
-            " with lookup('ansible.builtin.file', path)",
-            kind="invalid",
-        ) from None
-    facts = {
-        "subject": cert.subject.rfc4514_string(),
-        "not_after": _rfc3339(_crypto.not_valid_after(cert)),
-    }
-    return parse_serial(cert.serial_number), facts
-
-
-def _provisioner_password(params: dict[str, Any]) -> bytes:
-    """The provisioner password from the file or the option; never empty."""
-    if params.get("provisioner_password_file"):
-        return read_password_file(params["provisioner_password_file"])
-    password = (params.get("provisioner_password") or "").encode()
-    if not password:
-        raise StepCAError("provisioner_password is empty", kind="invalid")
-    return password
-
-
-def is_already_revoked(exc: StepCAError, serial: int | None = None) -> bool:
-    """Whether ``exc`` is step-ca 0.19's answer to revoking a revoked serial again.
-
-    With ``serial``, the answer must also name that serial (in decimal).
-    """
-    if exc.status != 400 or _ALREADY_REVOKED not in str(exc):
-        return False
-    return serial is None or f"'{serial}' {_ALREADY_REVOKED}" in str(exc)
-
-
-def run_revoke(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
-    """The ``step_ca_revoke`` module: passive revocation, honest about ``changed``.
-
-    step-ca 0.19 has no read-only way to ask whether a serial is revoked, so a
-    revocation is attempted, and the CA's "already revoked" answer (HTTP 400)
-    becomes ``changed=False``. Check mode validates everything locally, reads the
-    password file, and contacts no CA; it predicts ``changed=True``.
-    """
-    serial, facts = _revoke_target(params)
-    reason_code = parse_reason_code(params.get("reason_code"))
-    reason = params.get("reason") or ""
-    client = client_from_params(params)
-    password = _provisioner_password(params)
-    result: dict[str, Any] = {
-        "changed": True,
-        "provisioner": params["provisioner"],
-        "serial": str(serial),
-        "serial_hex": serial_hex(serial),
-        "reason_code": reason_code,
-        "reason": reason,
-        "revoked": False,
-        **facts,
-    }
-    if reason_code == REVOCATION_REASONS["certificateHold"]:
-        result["warnings"] = [
-            "reason_code 6 (certificateHold) is permanent with step-ca 0.19:"
-            " a passive revocation cannot be lifted"
-        ]
-    if check_mode:
-        return result
-    key = client.provisioner_key(params["provisioner"], password)
-    try:
-        client.revoke(key, serial, reason=reason, reason_code=reason_code)
-    except StepCAError as exc:
-        if not is_already_revoked(exc, serial):
-            raise
-        result["changed"] = False
-        result["already_revoked"] = True
-    else:
-        result["already_revoked"] = False
-    result["revoked"] = True
-    result["root_fingerprint"] = client.root_fingerprint
-    return result
-
-
-def run_module(
-    argument_spec: dict[str, Any],
-    rules: dict[str, Any],
-    action: Callable[[dict[str, Any], bool], dict[str, Any]],
-) -> None:
-    """The whole ``main()`` of a step-ca module: parse the options, run ``action``, report.
-
-    ``action(params, check_mode)`` returns the result; a :class:`StepCAError` becomes
-    ``fail_json`` with its message, ``error_kind``, and the failed batch positions if any.
-    """
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
-    if CRYPTOGRAPHY_IMPORT_ERROR:
-        module.fail_json(
-            msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR
-        )
-    try:
-        result = action(module.params, module.check_mode)
-    except StepCAError as exc:
-        failed = getattr(exc, "failed", None)
-        extra = {"failed_items": failed} if failed else {}
-        module.fail_json(msg=str(exc), error_kind=exc.kind, **extra)
-    module.exit_json(**result)

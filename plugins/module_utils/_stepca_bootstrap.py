@@ -14,10 +14,13 @@ import datetime
 import json
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+except ImportError:  # without cryptography: the modules report it with missing_required_lib
+    pass
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _jose
 
@@ -31,9 +34,9 @@ BACKDATE = datetime.timedelta(minutes=5)
 # keyEncipherment (TLS 1.2 RSA key exchange), other keys only digitalSignature.
 _KEY_USAGE = """\
 {{- if typeIs "*rsa.PublicKey" .Insecure.CR.PublicKey }}
-	"keyUsage": ["keyEncipherment", "digitalSignature"],
+\t"keyUsage": ["keyEncipherment", "digitalSignature"],
 {{- else }}
-	"keyUsage": ["digitalSignature"],
+\t"keyUsage": ["digitalSignature"],
 {{- end }}"""
 
 

@@ -16,9 +16,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+except ImportError:  # without cryptography: the modules report it with missing_required_lib
+    pass
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _crypto,

@@ -91,9 +91,14 @@ options:
   subject_alt_names:
     description:
       - Wanted SANs as C(TYPE:value) (C(DNS), C(IP), C(email), C(URI)), compared as a set
-        after normalisation (case of DNS names, IPv6 notation). Not checked when omitted.
-      - An empty list with O(common_name) set also accepts a certificate whose only SAN is the
-        common name, because step-ca adds it when a request has no SANs.
+        after normalisation (DNS names lower-case, IPv6 in canonical form, IPv4-mapped IPv6
+        as IPv4, the domain of an e-mail address lower-case). A scoped IPv6 address such as
+        C(fe80::1%eth0) is refused. Not checked when omitted.
+      - An empty list means the SANs step-ca gives a certificate signed without SANs, that
+        is the O(common_name) alone, typed the way step-ca types it (C(web.example.com) is
+        C(DNS:web.example.com), C(10.0.0.5) is C(IP:10.0.0.5), C(John Doe) is
+        C(DNS:john doe)). This is the same rule M(mtls.rollout.step_ca_sign) uses to
+        authorise the names, so a certificate it issued for such an item stays valid.
     type: list
     elements: str
   profile:
@@ -189,7 +194,10 @@ issuer_string:
   type: str
   sample: CN=Example Intermediate CA
 serial:
-  description: Serial number as upper-case hex, no separators (as NGINX's C($ssl_client_serial)).
+  description:
+    - Serial number as NGINX's C($ssl_client_serial) shows it, and as the C(serial_hex) of
+      M(mtls.rollout.step_ca_sign) and M(mtls.rollout.step_ca_revoke) return it; upper-case
+      hex without separators, zero-padded to an even number of digits (C(0ABC), not C(ABC)).
   returned: when the certificate could be read
   type: str
   sample: 5A1F03

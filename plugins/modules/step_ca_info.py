@@ -35,6 +35,19 @@ attributes:
     support: full
     description: Only reads.
 options:
+  provisioner:
+    description:
+      - Ignored. Accepted so that C(module_defaults) for C(group/mtls.rollout.step_ca)
+        can set it for M(mtls.rollout.step_ca_sign) and M(mtls.rollout.step_ca_revoke).
+    type: str
+  provisioner_password:
+    description:
+      - Ignored, never used or returned; accepted for the same reason as O(provisioner).
+    type: str
+  provisioner_password_file:
+    description:
+      - Ignored, the file is not read; accepted for the same reason as O(provisioner).
+    type: path
   wait_timeout:
     description:
       - Seconds to wait for C(/health) to answer C(ok) (at most 3600). C(0) checks once.
@@ -119,16 +132,13 @@ error_kind:
   type: str
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
-
-
-def _info(params: dict, _check_mode: bool) -> dict:
-    # Only reads: check mode changes nothing.
-    return _stepca.run_info(params)
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.INFO_ARGUMENT_SPEC, _stepca.MODULE_CONNECTION_RULES, _info)
+    backend.run_module(
+        backend.INFO_ARGUMENT_SPEC, backend.MODULE_CONNECTION_RULES, backend.run_info
+    )
 
 
 if __name__ == "__main__":

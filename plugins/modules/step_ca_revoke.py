@@ -66,8 +66,9 @@ options:
       - Decimal digits (as step-ca, C(step certificate inspect) and the RV(serial) of
         M(mtls.rollout.step_ca_sign) show it). A string of digits only is always read as
         decimal.
-      - Hex with colons in any case (C(5a:3f:...) as C(openssl x509 -text) prints it), or
-        with a C(0x) prefix.
+      - Hex in groups of exactly two digits joined by colons, in any case (C(5a:3f:07) as
+        C(openssl x509 -text) prints it), or with a C(0x) prefix. Groups of one or three
+        digits (C(de:7a:5:f2)) are refused, since a digit may be missing.
       - Plain hex containing at least one of the letters a-f, as NGINX's
         C($ssl_client_serial) shows it. Write hex made only of digits with colons or
         C(0x).
@@ -196,11 +197,11 @@ error_kind:
   type: str
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.REVOKE_ARGUMENT_SPEC, _stepca.REVOKE_RULES, _stepca.run_revoke)
+    backend.run_module(backend.REVOKE_ARGUMENT_SPEC, backend.REVOKE_RULES, backend.run_revoke)
 
 
 if __name__ == "__main__":

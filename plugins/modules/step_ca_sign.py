@@ -13,12 +13,20 @@ description:
   - Signs certificate signing requests through step-ca's C(/1.0/sign) API, without the
     step CLI.
   - Decrypts the JWK provisioner's encrypted key with the provisioner password once per
-    call, mints one one-time token per CSR (subject = the CSR's common name, SANs = the
-    CSR's SANs, bound to the pinned root's fingerprint), and sends the CSRs concurrently.
+    call, mints one one-time token per CSR (subject = O(common_name) or the CSR's common
+    name, SANs = what O(subject_alt_names) authorises, bound to the pinned root's
+    fingerprint), and sends the CSRs concurrently.
   - "Meant to run on the controller (C(delegate_to: localhost), C(run_once)), so that the
     provisioner password never reaches the hosts. Only CSRs and certificates travel."
-  - Every request is checked locally first (CSR signature, times, the provisioner's
-    duration limits), so one bad item fails the call before the CA issues anything.
+  - Every request is checked locally first (CSR signature, times, SANs, the provisioner's
+    duration limits). A CSR that asks for a name its item does not authorise is refused
+    before the CA is asked, and the CA would refuse it too.
+  - With O(csr), any refusal fails the task.
+  - With O(csrs), each item gets its own result in RV(results), a certificate or the reason
+    there is none, and a refused item does not fail the task. The task fails only for errors
+    that concern the whole batch, found before anything is signed, namely invalid module
+    options, an unreachable CA, a root fingerprint mismatch, an unknown provisioner or a
+    wrong password.
 author:
   - mtls.rollout maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -31,6 +39,8 @@ attributes:
     details:
       - In check mode the CSRs are validated and the module reports C(changed) without
         contacting the CA.
+      - "With O(csrs), RV(results) holds C({ok: true}) for each item that passed the local
+        checks (without certificate keys) and the error for the others."
   diff_mode:
     support: none
     description: Signing has no before and after to compare.
@@ -56,7 +66,9 @@ options:
         with the key C(csr) and optionally C(not_before), C(not_after), C(duration),
         C(subject_alt_names) and C(common_name), which override the module's options
         of the same name for that item.
-      - The result's RV(certificates) list has one entry per item, in input order.
+      - An item without C(subject_alt_names) (or a plain PEM string) takes the CSR's own
+        SANs, as for O(subject_alt_names).
+      - The result's RV(results) list has one entry per item, in input order.
     type: list
     elements: raw
   not_before:
@@ -75,11 +87,22 @@ options:
     type: str
   subject_alt_names:
     description:
-      - The SANs the token authorises for O(csr), as plain strings (DNS names, IP
-        addresses, e-mail addresses, URIs). The CA refuses the CSR unless its SANs are
-        exactly these.
-      - Defaults to the CSR's own SANs. Set it to the SANs you expect, so that a CSR made
-        on a host cannot ask for more. With O(csrs), set it per item.
+      - The SANs the token authorises for O(csr), as plain strings the way step-ca reads
+        them (an IP address, else a URI with a C(scheme:), else an e-mail address with an
+        C(@), else a DNS name). The certificate carries exactly these, and a CSR that asks
+        for any other SAN is refused.
+      - They are normalised before they go into the token, as everywhere in this collection
+        DNS names lower-case, IPv6 addresses in canonical form (C(2001:db8::1)), IPv4-mapped
+        IPv6 addresses as IPv4, and the domain of an e-mail address lower-case. A scoped
+        IPv6 address such as C(fe80::1%eth0) is refused, since a certificate cannot hold the
+        zone.
+      - An empty list authorises the common name alone, as step-ca puts it in the
+        certificate (C(web.example.com) gives C(DNS:web.example.com), C(John Doe) gives
+        C(DNS:john doe)).
+      - When omitted, the token authorises the CSR's own SANs, that is whatever the
+        machine that made the CSR asked for. That is only for ad hoc use with a CSR you
+        trust. To sign CSRs made on managed hosts, always set it (the
+        C(mtls.rollout.certificate) role does). With O(csrs), set it per item.
     type: list
     elements: str
   common_name:
@@ -105,23 +128,35 @@ EXAMPLES = r"""
     provisioner: clients
     provisioner_password: "{{ vault_clients_provisioner_password }}"
     csr: "{{ client_csr.csr }}"
+    common_name: John Doe
+    subject_alt_names: [john.doe@example.com]
     duration: 24h
   delegate_to: localhost
   register: signed
 
-- name: Sign the CSRs of every web server in one call
+- name: Say what each web server's certificate may hold (the inventory decides, not the host)
+  ansible.builtin.set_fact:
+    web_sign_request:
+      csr: "{{ web_csr.csr }}"
+      common_name: "{{ inventory_hostname }}"
+      subject_alt_names: ["{{ inventory_hostname }}"]
+
+- name: Sign the CSRs of this batch of web servers in one call
   mtls.rollout.step_ca_sign:
     ca_url: https://ca.example.com:9000
     root: files/root_ca.crt
     provisioner: servers
     provisioner_password_file: ~/.secrets/servers-provisioner
-    csrs: >-
-      {{ ansible_play_hosts | map('extract', hostvars, 'web_csr')
-         | map(attribute='csr') | list }}
+    csrs: "{{ ansible_play_batch | map('extract', hostvars, 'web_sign_request') | list }}"
     workers: 8
   delegate_to: localhost
   run_once: true
   register: batch
+
+- name: Fail only the hosts whose CSR was refused, with the CA's reason
+  ansible.builtin.fail:
+    msg: "{{ batch.results[ansible_play_batch.index(inventory_hostname)].msg }}"
+  when: not batch.results[ansible_play_batch.index(inventory_hostname)].ok
 
 - name: Authorise exactly the SANs the inventory expects
   mtls.rollout.step_ca_sign:
@@ -138,6 +173,44 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+results:
+  description:
+    - With O(csrs), one entry per item, in the order of O(csrs).
+    - "An issued certificate: C(ok: true) with the keys C(certificate), C(chain),
+      C(fullchain), C(serial), C(serial_hex), C(not_before), C(not_after), C(subject) and
+      C(subject_alt_names) described above (in check mode only C(ok: true))."
+    - "A refused item: C(ok: false), C(msg) (the reason, with the CA's own message when the
+      CA refused it) and C(error_kind) (see RV(error_kind))."
+  returned: success with O(csrs)
+  type: list
+  elements: dict
+  sample:
+    - ok: true
+      certificate: "-----BEGIN CERTIFICATE-----..."
+      chain: "-----BEGIN CERTIFICATE-----..."
+      fullchain: "-----BEGIN CERTIFICATE-----..."
+      serial: "295716311217428624049553812412117335245"
+      serial_hex: DE7A55F2C8E1C53C9A1A4C2E6E0A3B4D
+      not_before: "2026-11-27T22:29:00Z"
+      not_after: "2026-11-28T22:30:00Z"
+      subject: CN=web.example.com
+      subject_alt_names: [web.example.com]
+    - ok: false
+      msg: >-
+        CSR for 'db': the CA refused the request (403): certificate request
+        RSA key must be at least 2048 bits (256 bytes)
+      error_kind: refused
+failed_count:
+  description: With O(csrs), how many items got no certificate.
+  returned: success with O(csrs)
+  type: int
+  sample: 1
+changed:
+  description:
+    - With O(csr), true on success. With O(csrs), true when at least one certificate was
+      issued (in check mode, when at least one item passed the local checks).
+  returned: always
+  type: bool
 certificate:
   description: The signed certificate in PEM.
   returned: success with O(csr), not in check mode
@@ -180,14 +253,6 @@ subject_alt_names:
   type: list
   elements: str
   sample: [john.doe@example.com]
-certificates:
-  description:
-    - One entry per item of O(csrs), in input order, each with the keys C(certificate),
-      C(chain), C(fullchain), C(serial), C(serial_hex), C(not_before), C(not_after),
-      C(subject) and C(subject_alt_names) described above.
-  returned: success with O(csrs), not in check mode
-  type: list
-  elements: dict
 provisioner:
   description: The provisioner used.
   returned: always
@@ -200,21 +265,17 @@ error_kind:
   description:
     - On failure, the cause; one of C(unreachable), C(tls), C(fingerprint_mismatch),
       C(wrong_password), C(unknown_provisioner), C(san_not_allowed), C(duration),
-      C(unauthorized), C(bad_request), C(refused), C(server_error), C(invalid), C(mixed).
+      C(unauthorized), C(not_found), C(bad_request), C(refused), C(server_error),
+      C(invalid). The same values appear in the failed entries of RV(results).
   returned: failure
   type: str
-failed_items:
-  description: On a batch failure, the positions in O(csrs) the CA did not sign.
-  returned: failure with O(csrs) when the CA refused some items
-  type: list
-  elements: int
 """
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules as backend
 
 
 def main() -> None:
-    _stepca.run_module(_stepca.SIGN_ARGUMENT_SPEC, _stepca.SIGN_RULES, _stepca.run_sign)
+    backend.run_module(backend.SIGN_ARGUMENT_SPEC, backend.SIGN_RULES, backend.run_sign)
 
 
 if __name__ == "__main__":

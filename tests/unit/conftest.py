@@ -42,12 +42,18 @@ def other_ca() -> CA:
 
 
 @pytest.fixture
-def run_module(capsys):
+def run_module(capsys, monkeypatch):
     """Run a module's ``main()`` in-process and return its JSON result.
 
     ``run_module(module, args, check=False, diff=True)``; failures come back with
     ``failed: true`` like in a playbook.
     """
+    # Importing any controller-side code (a filter plugin's tests do) marks the
+    # process as the controller, and module warnings then go to the display
+    # instead of the result. A module runs on a managed host: say so.
+    from ansible.module_utils import _internal
+
+    monkeypatch.setattr(_internal, "is_controller", False)
 
     def run(module: Any, args: dict[str, Any], check: bool = False, diff: bool = True) -> dict:
         full = dict(args, _ansible_check_mode=check, _ansible_diff=diff)

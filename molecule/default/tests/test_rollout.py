@@ -78,6 +78,22 @@ def test_private_key_is_0600(container, name, host):
     assert key.user == "root"
 
 
+@pytest.mark.parametrize("host", ["client", "web"])
+def test_no_staged_key_is_left_and_every_key_matches_its_certificate(container, host):
+    """After the key-type change and the failure cases of side_effect.yml."""
+    target = container(host)
+    assert target.check_output("find /etc/ssl -name '*.key.next'") == ""
+    keys = target.check_output("find /etc/ssl -name '*.key'").split()
+    assert keys
+    for key in keys:
+        cert = key[: -len(".key")] + ".crt"
+        if not target.file(cert).exists:
+            continue  # an item the CA refused (side_effect.yml): a key, no certificate
+        from_key = target.check_output(f"openssl pkey -in {key} -pubout")
+        from_cert = target.check_output(f"openssl x509 -in {cert} -noout -pubkey")
+        assert from_key == from_cert, key
+
+
 def test_client_certificate_is_the_worked_example(client):
     text = openssl_text(client, f"{CERT_DIR}/john.crt")
     assert "Subject: CN = John Doe" in text

@@ -61,3 +61,44 @@ def test_certificate_has_requested_names_and_usage(host, text):
 def test_no_temporary_files_left(host):
     names = host.check_output(f"ls -A {DIR} /root/modules-scratch").split()
     assert not [n for n in names if n.startswith(".")]
+
+
+# ------------------------------------------------------------- the PKCS#12 bundle
+
+P12 = f"{DIR}/web.p12"
+PASS = "file:/root/modules-scratch/p12.pass"  # never the passphrase itself in argv
+WRONG = "file:/root/modules-scratch/p12-wrong.pass"
+
+
+def test_bundle_is_0600_root(host):
+    f = host.file(P12)
+    assert (f.exists, f.mode, f.user) == (True, 0o600, "root")
+
+
+def test_bundle_opens_with_the_passphrase_and_is_modern(host):
+    result = host.run(f"openssl pkcs12 -info -noout -in {P12} -passin {PASS}")
+    assert result.rc == 0, result.stderr
+    text = result.stdout + result.stderr
+    assert "MAC: sha256" in text
+    assert "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC" in text
+    assert "PRF hmacWithSHA256" in text
+
+
+def test_bundle_refuses_a_wrong_passphrase(host):
+    result = host.run(f"openssl pkcs12 -info -noout -in {P12} -passin {WRONG}")
+    assert result.rc != 0
+    assert "mac verify error" in result.stderr.lower()
+
+
+def test_bundle_holds_the_key_and_certificate(host):
+    key = host.check_output(
+        f"openssl pkcs12 -in {P12} -passin {PASS} -nocerts -nodes | openssl pkey -pubout"
+    )
+    assert key == host.check_output(f"openssl pkey -in {DIR}/web.key -pubout")
+    fingerprint = "openssl x509 -noout -fingerprint -sha256"
+    cert = host.check_output(
+        f"openssl pkcs12 -in {P12} -passin {PASS} -clcerts -nokeys | {fingerprint}"
+    )
+    assert cert == host.check_output(f"{fingerprint} -in {DIR}/web.crt")
+    chain = host.check_output(f"openssl pkcs12 -in {P12} -passin {PASS} -cacerts -nokeys")
+    assert "subject=CN = modules Test Root CA" in chain

@@ -21,6 +21,15 @@ CA = f"{DIR}/ca.crt"
 APP = "https://web/"
 OPTIONAL = "https://web:8443/"
 NO_CA = "https://web:9443/"
+IDENTITY_HEADERS = [
+    "X-SSL-Client-Subject",
+    "X-SSL-Client-Issuer",
+    "X-SSL-Client-Serial",
+    "X-SSL-Client-Fingerprint",
+    "X-SSL-Client-Cert",
+]
+# Stands for the client container's own address in expectations.
+CLIENT_IP = object()
 
 
 @pytest.fixture
@@ -173,10 +182,25 @@ def test_default_site_is_removed_and_nginx_runs(web):
     assert service.is_enabled
 
 
-def test_optional_no_ca_passes_an_unknown_issuer_to_the_upstream_as_failed(client):
-    headers = echoed_headers(client, name="foreign", url=NO_CA)
+@pytest.mark.parametrize("name", ["foreign", "selfsigned"])
+def test_optional_no_ca_sends_no_identity_for_an_unverified_certificate(client, name):
+    # optional_no_ca lets an unknown issuer (or a self-signed certificate)
+    # through, marked FAILED; its subject says CN=Alice, but anyone can write
+    # that, so none of the identity headers reach the upstream, spoofed or not.
+    spoofed = [f"--header={header}: CN=Mallory" for header in IDENTITY_HEADERS]
+    headers = echoed_headers(client, *spoofed, name=name, url=NO_CA)
     assert headers["x-ssl-client-verify"][0].startswith("FAILED:")
+    assert {header.lower() for header in IDENTITY_HEADERS} & headers.keys() == set()
+
+
+def test_optional_no_ca_sends_the_identity_of_a_verified_certificate(client):
+    headers = echoed_headers(client, name="alice", url=NO_CA)
+    assert headers["x-ssl-client-verify"] == ["SUCCESS"]
     assert headers["x-ssl-client-subject"] == ["CN=Alice,O=Example Test"]
+    assert headers["x-ssl-client-issuer"] == ["CN=nginx_mtls Test Root CA"]
+    assert len(headers["x-ssl-client-serial"]) == 1
+    assert len(headers["x-ssl-client-fingerprint"]) == 1
+    assert "BEGIN%20CERTIFICATE" in headers["x-ssl-client-cert"][0]
 
 
 @pytest.mark.parametrize(("name", "status"), [("alice", "200"), ("foreign", "403")])
@@ -189,3 +213,105 @@ def test_allow_list_needs_a_verified_certificate_not_just_the_name(client, name,
 @pytest.mark.parametrize("name", ["expired", "serverprofile"])
 def test_optional_no_ca_still_refuses_other_verification_errors(client, name):
     assert curl_status(client, NO_CA, *cert_args(name)) == "400"
+
+
+@pytest.fixture
+def client_ip(client) -> str:
+    return client.check_output("hostname -I").split()[0]
+
+
+@pytest.mark.parametrize(
+    ("header", "spoofed", "expected"),
+    [
+        # Removed: NGINX never sets these, so the upstream must not see them.
+        ("X-Forwarded-Client-Cert", 'By=spiffe://evil;Subject="CN=Mallory"', None),
+        ("SSL-Client-Cert", "-----BEGIN CERTIFICATE-----Mallory", None),
+        ("ssl_client_cert", "-----BEGIN CERTIFICATE-----Mallory", None),
+        ("Client-Cert", ":TWFsbG9yeQ==:", None),
+        ("Forwarded", "for=203.0.113.7;proto=https;host=evil.example", None),
+        ("X-ARR-ClientCert", "TWFsbG9yeQ==", None),
+        # Overwritten with what NGINX saw.
+        ("X-Real-IP", "203.0.113.7", CLIENT_IP),
+        ("X-Forwarded-For", "203.0.113.7", CLIENT_IP),
+        ("X-Forwarded-Host", "evil.example", "web"),
+        ("X-Forwarded-Port", "1", "443"),
+        ("X-Forwarded-Proto", "http", "https"),
+        ("X-SSL-Client-Subject", "CN=Mallory", "CN=Alice,O=Example Test"),
+    ],
+)
+def test_spoofed_identity_and_origin_headers_are_replaced(
+    client, client_ip, header, spoofed, expected
+):
+    headers = echoed_headers(client, f"--header={header}: {spoofed}")
+    expected = client_ip if expected is CLIENT_IP else expected
+    if expected is None:
+        assert header.lower() not in headers
+    else:
+        assert headers[header.lower()] == [expected]
+
+
+def test_a_trusted_proxy_keeps_its_forwarded_for_chain(web):
+    # 127.0.0.1 is in nginx_mtls_trusted_proxies; the noca site proxies a
+    # request without a client certificate.
+    command = [
+        "curl", "--silent", "--show-error", "--fail",
+        "--resolve", "web:9443:127.0.0.1", "--cacert", CA,
+        "--header", "X-Forwarded-For: 203.0.113.7",
+        "--header", "X-Real-IP: 203.0.113.8",
+        NO_CA,
+    ]  # fmt: skip
+    headers = json.loads(web.check_output(shlex.join(command)))
+    assert headers["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"]
+    assert headers["x-real-ip"] == ["127.0.0.1"]
+    assert headers["x-ssl-client-verify"] == ["NONE"]
+
+
+REQUEST = r"printf 'GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n'"
+
+
+@pytest.mark.parametrize("port", [443, 8443, 9443])
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_no_tls_session_resumption(client, port, version):
+    # A resumed session keeps the verification result of its first handshake,
+    # even after the client certificate expired; the role turns resumption off.
+    # Each connection sends a request and reads the answer, so that the
+    # session (and any TLS 1.3 ticket) is complete before it is saved.
+    session = f"/tmp/session-{port}{version}"
+    s_client = (
+        f"openssl s_client -connect web:{port} -servername web {version} -ign_eof "
+        f"-CAfile {CA} -cert {DIR}/alice.crt -key {DIR}/alice.key"
+    )
+    first = client.run(f"rm -f {session}; {REQUEST} | {s_client} -sess_out {session}")
+    assert "HTTP/1.1 200" in first.stdout
+    assert "\nNew, TLSv1" in first.stdout
+    if client.file(session).exists:
+        # TLS 1.3 hands out a ticket even when the server will not take it back.
+        second = client.run(f"{REQUEST} | {s_client} -sess_in {session}")
+        assert "HTTP/1.1 200" in second.stdout
+        assert "\nNew, TLSv1" in second.stdout
+        assert "Reused, TLSv1" not in second.stdout
+    else:
+        # TLS 1.2: no session ID, so openssl has no session to save.
+        assert version == "-tls1_2"
+
+
+@pytest.mark.parametrize("port", [443, 8443, 9443])
+def test_each_site_serves_its_certificate_file(web, port):
+    # side_effect.yml replaced web.crt behind NGINX's back; the role reloaded.
+    served = web.check_output(
+        f"openssl s_client -connect 127.0.0.1:{port} -servername web </dev/null 2>/dev/null"
+        " | openssl x509 -noout -fingerprint -sha256"
+    )
+    on_disk = web.check_output(f"openssl x509 -in {DIR}/web.crt -noout -fingerprint -sha256")
+    renewed = web.check_output(
+        f"openssl x509 -in {DIR}/web-renewed.crt -noout -fingerprint -sha256"
+    )
+    assert served == on_disk == renewed
+
+
+def test_two_spellings_of_a_revoked_serial_render_one_map_key(client, web):
+    # molecule.yml lists revoked.crt's serial as colon hex and as an integer.
+    serial = client.check_output(f"openssl x509 -in {DIR}/revoked.crt -noout -serial")
+    serial = serial.split("=", 1)[1].strip()
+    config = web.file("/etc/nginx/conf.d/nginx_mtls.conf").content_string
+    assert config.count(f'"{serial}" 1;') == 1

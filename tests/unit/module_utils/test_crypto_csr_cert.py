@@ -146,7 +146,9 @@ def test_certificate_facts(test_ca, key):
     assert facts["common_name"] == "web.example.com"
     assert facts["subject_alt_names"] == ["DNS:web.example.com", "IP:10.0.0.5"]
     assert facts["issuer"] == {"common_name": "Test Intermediate CA"}
-    assert facts["serial"] == format(cert.serial_number, "X")
+    assert facts["serial"] == _crypto.serial_hex(cert.serial_number)
+    assert len(facts["serial"]) % 2 == 0 and facts["serial"] == facts["serial"].upper()
+    assert int(facts["serial"], 16) == cert.serial_number
     assert facts["remaining_seconds"] == 6 * 3600
     assert facts["lifetime_seconds"] == 24 * 3600
     assert facts["remaining_fraction"] == 0.25
@@ -215,13 +217,41 @@ def test_verify_signature_ed25519():
     ],
 )
 def test_parse_duration(text, seconds):
-    assert _crypto.parse_duration(text) == seconds
+    assert _crypto.parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "8", "h", "8x", "8h-", "-8h", "eight hours"])
+@pytest.mark.parametrize(
+    "text", ["", "8", "h", "8x", "8h-", "-8h", "eight hours", "5ms", "1h 30", None]
+)
 def test_parse_duration_rejects(text):
-    with pytest.raises(_crypto.CryptoError, match="duration"):
+    with pytest.raises(_crypto.CryptoError, match=r"duration .* use numbers with units w, d"):
         _crypto.parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("24h", 86400),
+        ("1h30m", 5400),
+        ("90s", 90),
+        ("1.5h", 5400),
+        ("300ms", 0.3),
+        ("5\u00b5s", 5e-6),
+        ("0", 0),
+        ("-5m", -300),
+        ("+5m", 300),
+        ("24h0m0s", 86400),
+    ],
+)
+def test_parse_duration_go_grammar(text, seconds):
+    # What step-ca takes for notAfter and its provisioner claims (Go's time.ParseDuration).
+    assert _crypto.parse_duration(text, go=True) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "24", "1d", "2w", "h", "5m junk", "1h-5m", "1H", 5, None])
+def test_parse_duration_go_grammar_rejects(text):
+    with pytest.raises(_crypto.CryptoError, match="units h, m, s, ms, us, ns"):
+        _crypto.parse_duration(text, go=True)
 
 
 @pytest.mark.parametrize(
@@ -368,12 +398,20 @@ def test_verdict_many_reasons_joined(test_ca, key):
     assert verdict.reason == "; ".join(verdict.reasons)
 
 
-def test_verdict_common_name_san_added_by_the_ca_is_accepted(test_ca, key):
-    # step-ca copies the CN into the SANs when the request had none.
+def test_verdict_no_sans_wanted_means_the_common_name_alone(test_ca, key):
+    # step-ca copies the CN into the SANs when the token names none; that is the
+    # one certificate an item without SANs gets, so it is the only one accepted.
     verdict = _verdict(test_ca, key, dict(WANTED, subject_alt_names=[]))
     assert not verdict.needs_signing, verdict.reasons
     no_san = _verdict(test_ca, key, dict(WANTED, subject_alt_names=[]), {"sans": []})
-    assert not no_san.needs_signing, no_san.reasons
+    assert no_san.reasons == ["SANs differ: +DNS:web.example.com"]
+    extra = _verdict(
+        test_ca,
+        key,
+        dict(WANTED, subject_alt_names=[]),
+        {"sans": [x509.DNSName("web.example.com"), x509.DNSName("bank.example.com")]},
+    )
+    assert extra.reasons == ["SANs differ: -DNS:bank.example.com"]
 
 
 def test_verdict_unchecked_parts(test_ca, key):

@@ -24,6 +24,7 @@ from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
         ("IP:10.0.0.5", "IP", "10.0.0.5"),
         ("ip:2001:DB8:0:0::5", "IP", "2001:db8::5"),
         ("IP:::1", "IP", "::1"),
+        ("IP:::FFFF:192.0.2.1", "IP", "192.0.2.1"),
         ("email:John@Example.COM", "email", "John@example.com"),
         ("EMAIL:a.b+c@mail.example.org", "email", "a.b+c@mail.example.org"),
         ("URI:spiffe://example.org/ns/web", "URI", "spiffe://example.org/ns/web"),
@@ -46,6 +47,8 @@ def test_parse_san(text, kind, value):
         ("IP:10.0.0", "'IP:10.0.0' is not a valid"),
         ("IP:2001:db8::g", "'IP:2001:db8::g'"),
         ("IP:", "'IP:'"),
+        ("IP:fe80::1%eth0", "scoped IPv6 address .* without the zone, as fe80::1"),
+        ("IP:fe80::1%", "scoped IPv6 address"),
         ("DNS:", "'DNS:': the DNS name is empty"),
         ("DNS:   ", "the DNS name is empty"),
         ("DNS:web.*.example.com", "'DNS:web.\\*.example.com': a wildcard must be"),
@@ -132,18 +135,31 @@ def test_format_san_diff():
 
 
 @pytest.mark.parametrize(
-    ("common_name", "expected"),
+    ("common_name", "requested", "expected"),
     [
-        ("web.example.com", "DNS:web.example.com"),
-        ("10.0.0.5", "IP:10.0.0.5"),
-        ("john@example.com", "email:john@example.com"),
-        ("spiffe://example.org/web", "URI:spiffe://example.org/web"),
-        ("John Doe", None),
+        # No SANs: the common name alone, typed the way step-ca types a token SAN.
+        ("web.example.com", [], ["DNS:web.example.com"]),
+        ("Web.Example.COM", None, ["DNS:web.example.com"]),
+        ("10.0.0.5", [], ["IP:10.0.0.5"]),
+        ("2001:DB8:0::1", [], ["IP:2001:db8::1"]),
+        ("john@Example.com", [], ["email:john@example.com"]),
+        ("spiffe://example.org/web", [], ["URI:spiffe://example.org/web"]),
+        ("John Doe", [], ["DNS:john doe"]),
+        (None, [], []),
+        ("", None, []),
+        # SANs given: exactly those, never the common name as well.
+        ("web", ["DNS:web.example.com", "IP:10.0.0.5"], ["DNS:web.example.com", "IP:10.0.0.5"]),
+        ("web", ["DNS:b.example.com", "dns:B.example.com"], ["DNS:b.example.com"]),
     ],
 )
-def test_san_from_common_name(common_name, expected):
-    san = _crypto.san_from_common_name(common_name)
-    assert (str(san) if san else None) == expected
+def test_certificate_sans(common_name, requested, expected):
+    sans = None if requested is None else _crypto.parse_sans(requested)
+    assert [str(s) for s in _crypto.certificate_sans(common_name, sans)] == expected
+
+
+def test_certificate_sans_refuses_a_common_name_that_cannot_be_a_san():
+    with pytest.raises(_crypto.CryptoError, match="give subject_alt_names"):
+        _crypto.certificate_sans("Jürgen Müller", [])
 
 
 def test_build_name_order_and_round_trip():
@@ -200,3 +216,59 @@ def test_profile_of(oids, profile):
 def test_profile_of_without_eku():
     assert _crypto.profile_of(x509.Extensions([])) == "none"
     assert _crypto.eku_names(x509.Extensions([])) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # step-ca's order: an IP address, else a URI, else an e-mail, else a DNS name.
+        ("WEB.Example.com", "DNS:web.example.com"),
+        (" web.example.com ", "DNS:web.example.com"),
+        ("2001:DB8:0:0::1", "IP:2001:db8::1"),
+        ("::ffff:192.0.2.1", "IP:192.0.2.1"),
+        ("192.0.2.1", "IP:192.0.2.1"),
+        ("John@Example.COM", "email:John@example.com"),
+        ("spiffe://example.org/web", "URI:spiffe://example.org/web"),
+        ("urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", None),
+    ],
+)
+def test_read_token_san_normalises(value, expected):
+    san = _crypto.read_token_san(value)
+    if expected is None:
+        assert san.kind == "URI" and san.value == value
+    else:
+        assert str(san) == expected
+    # Normalising twice changes nothing, and the token carries the normalised value.
+    assert _crypto.read_token_san(san.value) == san
+    assert _crypto.token_strings([san]) == [san.value]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("fe80::1%eth0", "scoped IPv6 address .* give it without the zone, as fe80::1"),
+        ("web_1.example.com", "'web_1'"),
+        ("John Doe", "'DNS:John Doe': label 'john doe'"),
+        ("", "DNS name is empty"),
+    ],
+)
+def test_read_token_san_refuses(value, message):
+    with pytest.raises(_crypto.CryptoError, match=message):
+        _crypto.read_token_san(value)
+
+
+def test_scoped_ipv6_common_name_is_refused_too():
+    with pytest.raises(_crypto.CryptoError, match="scoped IPv6"):
+        _crypto.certificate_sans("fe80::1%eth0", [])
+
+
+@pytest.mark.parametrize(
+    ("san", "read_as"),
+    [
+        ("DNS:10.0.0.5", "IP:10.0.0.5"),
+        ("email:a:b@example.com", "URI:a:b@example.com"),
+    ],
+)
+def test_token_strings_refuse_what_step_ca_would_type_otherwise(san, read_as):
+    with pytest.raises(_crypto.CryptoError, match=f"would read .* as {read_as}"):
+        _crypto.token_strings([_crypto.parse_san(san)])

@@ -405,3 +405,14 @@ def test_certificate_info_full_chain_in_path(run_module, deployed):
     result = run_module(certificate_info, without_chain)
     assert result["chains_to_trust"] is False
     assert result["reason"].startswith("certificate does not chain to the trust bundle: no issuer")
+
+
+def test_certificate_info_serial_is_what_nginx_shows(run_module, tmp_path):
+    # make_ca gives the intermediate serial 2: NGINX's $ssl_client_serial shows "02".
+    ca = make_ca("Serial")
+    path = tmp_path / "intermediate.crt"
+    path.write_bytes(pem(ca.intermediate))
+    result = run_module(certificate_info, {"path": str(path)})
+    assert result["serial"] == "02"
+    assert result["serial_number"] == 2
+    assert result["serial"] == _crypto.serial_hex(ca.intermediate.serial_number)

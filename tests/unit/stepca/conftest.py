@@ -27,10 +27,7 @@ from cryptography.x509.oid import NameOID
 from stepca_server import free_port as free_port  # the test modules import it from here
 from stepca_server import pem, start_step_ca, write_file
 
-from ansible_collections.mtls.rollout.plugins.module_utils import (
-    _stepca,
-    _stepca_bootstrap,
-)
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca, _stepca_bootstrap
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import pytest
 from conftest import assert_documented_as_specified
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca_modules
 
 
 @pytest.mark.parametrize(
     ("module", "spec"),
-    [("step_ca_sign", _stepca.SIGN_ARGUMENT_SPEC), ("step_ca_info", _stepca.INFO_ARGUMENT_SPEC)],
+    [
+        ("step_ca_sign", _stepca_modules.SIGN_ARGUMENT_SPEC),
+        ("step_ca_info", _stepca_modules.INFO_ARGUMENT_SPEC),
+    ],
 )
 def test_documentation_matches_argument_spec(module, spec):
     assert_documented_as_specified(module, spec, elements=True)

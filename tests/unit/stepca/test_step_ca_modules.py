@@ -58,6 +58,32 @@ PLAYBOOK = """
         workers: 2
       register: batch
 
+    - name: Batch where the CA refuses one item and the controller another
+      mtls.rollout.step_ca_sign:
+        <<: *conn
+        provisioner: servers
+        provisioner_password: "{{ servers_password }}"
+        csrs: "{{ mixed_csrs }}"
+      register: mixed
+
+    - name: Batch where every item is refused
+      mtls.rollout.step_ca_sign:
+        <<: *conn
+        provisioner: servers
+        provisioner_password: "{{ servers_password }}"
+        csrs: "{{ mixed_csrs[1:3] }}"
+      register: all_refused
+
+    - name: A host's CSR asks for a name it was not given
+      mtls.rollout.step_ca_sign:
+        <<: *conn
+        provisioner: servers
+        provisioner_password: "{{ servers_password }}"
+        csr: "{{ mixed_csrs[2].csr }}"
+        subject_alt_names: []
+      register: attacker
+      failed_when: false
+
     - name: Wrong password
       mtls.rollout.step_ca_sign:
         <<: *conn
@@ -79,7 +105,8 @@ PLAYBOOK = """
     - name: Save the results for the test
       ansible.builtin.copy:
         content: "{{ {'info': info, 'single': single, 'batch_check': batch_check,
-                      'batch': batch, 'wrong': wrong, 'down': down} | to_json }}"
+                      'batch': batch, 'mixed': mixed, 'all_refused': all_refused,
+                      'attacker': attacker, 'wrong': wrong, 'down': down} | to_json }}"
         dest: "{{ out }}"
         mode: "0600"
 """
@@ -107,6 +134,18 @@ def run(step_ca, run_playbook):
         "wrong_password": WRONG_PASSWORD,
         "client_csr": make_csr("John Doe", emails=("john.doe@example.com",), rsa_bits=2048),
         "server_csrs": server_csrs,
+        "mixed_csrs": [
+            make_csr("web-3.example.test", dns=("web-3.example.test",)),
+            # step-ca refuses RSA keys under 2048 bits; nothing checks that before it.
+            make_csr("weak.example.test", dns=("weak.example.test",), rsa_bits=1024),
+            # A host that puts another name in its CSR than the inventory gave it.
+            {
+                "csr": make_csr("web", dns=("bank.example.com",)),
+                "common_name": "web",
+                "subject_alt_names": [],
+            },
+            make_csr("web-4.example.test", dns=("web-4.example.test",)),
+        ],
         "closed_url": f"https://127.0.0.1:{free_port()}",
     }
     results, output = run_playbook("modules", PLAYBOOK, extra)
@@ -152,8 +191,11 @@ def test_sign_batch_in_order_and_check_mode(run):
     results, _, server_csrs = run
     check = results["batch_check"]
     assert check["changed"] is True
-    assert "certificates" not in check
-    batch = results["batch"]["certificates"]
+    assert check["results"] == [{"ok": True}] * 3
+    assert check["failed_count"] == 0
+    assert results["batch"]["failed_count"] == 0
+    batch = results["batch"]["results"]
+    assert all(item["ok"] for item in batch)
     assert [item["subject"] for item in batch] == [
         "CN=web-0.example.test",
         "CN=web-1.example.test",
@@ -181,3 +223,46 @@ def test_failures_are_clear_and_secret_free(run):
     for secret in (WRONG_PASSWORD, SERVERS_PASSWORD, CLIENTS_PASSWORD):
         assert secret not in everything
     assert "PRIVATE KEY" not in everything
+
+
+def test_sign_batch_reports_each_item(run):
+    results, _, _ = run
+    mixed = results["mixed"]
+    assert "failed" not in mixed or mixed["failed"] is False
+    assert mixed["changed"] is True
+    assert mixed["failed_count"] == 2
+    first, weak, attack, last = mixed["results"]
+    assert first["ok"] is True and last["ok"] is True
+    assert _cert(first["certificate"]).subject.rfc4514_string() == "CN=web-3.example.test"
+    assert _cert(last["certificate"]).subject.rfc4514_string() == "CN=web-4.example.test"
+    for item in (first, last):
+        assert item["fullchain"] == item["certificate"] + item["chain"]
+        assert set(item) >= {"serial", "serial_hex", "not_after", "subject_alt_names"}
+    # The CA's own reason, word for word.
+    assert weak == {
+        "ok": False,
+        "error_kind": "refused",
+        "msg": weak["msg"],
+    }
+    assert "RSA key must be at least 2048 bits" in weak["msg"]
+    assert attack["ok"] is False
+    assert attack["error_kind"] == "san_not_allowed"
+    assert "DNS:bank.example.com" in attack["msg"]
+    assert "certificate" not in attack and "certificate" not in weak
+
+
+def test_sign_batch_without_any_certificate_is_not_changed(run):
+    results, _, _ = run
+    refused = results["all_refused"]
+    assert refused["changed"] is False
+    assert "failed" not in refused or refused["failed"] is False
+    assert [item["ok"] for item in refused["results"]] == [False, False]
+    assert refused["failed_count"] == 2
+
+
+def test_sign_single_refuses_sans_the_item_did_not_get(run):
+    results, _, _ = run
+    attacker = results["attacker"]  # failed_when: false clears `failed`
+    assert attacker["error_kind"] == "san_not_allowed"
+    assert "DNS:bank.example.com" in attacker["msg"]
+    assert "certificate" not in attacker

@@ -16,7 +16,7 @@ import json
 import pytest
 from conftest import CLIENTS_PASSWORD, assert_documented_as_specified, make_csr
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
+from ansible_collections.mtls.rollout.plugins.module_utils import _stepca, _stepca_modules
 
 PLAYBOOK = """
 - name: Exercise step_ca_revoke
@@ -96,14 +96,18 @@ WRONG_PASSWORD = "wrong-revoke-password-do-not-print"
 def run(step_ca, run_playbook):
     client = step_ca.client()
     key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
-    signed = client.sign_many(
-        key,
-        [
-            _stepca.SignRequest(csr=make_csr("Mallory", emails=("mallory@example.com",))),
-            _stepca.SignRequest(csr=make_csr("Trent", emails=("trent@example.com",))),
-        ],
-        workers=2,
-    )
+    signed = [
+        outcome.certificate
+        for outcome in client.sign_many(
+            key,
+            [
+                _stepca.SignRequest(csr=make_csr("Mallory", emails=("mallory@example.com",))),
+                _stepca.SignRequest(csr=make_csr("Trent", emails=("trent@example.com",))),
+            ],
+            workers=2,
+        )
+    ]
+    assert all(signed)
     extra = {
         "ca_url": step_ca.url,
         "root_fingerprint": step_ca.root_fingerprint,
@@ -157,7 +161,7 @@ def test_failures_are_clear_and_secret_free(run):
 
 
 def test_documentation_matches_argument_spec():
-    spec = _stepca.REVOKE_ARGUMENT_SPEC
+    spec = _stepca_modules.REVOKE_ARGUMENT_SPEC
     assert_documented_as_specified("step_ca_revoke", spec, elements=False)
     for name, arg in spec.items():
         if "password" in name:

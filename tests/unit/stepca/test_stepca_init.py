@@ -182,8 +182,8 @@ def test_real_step_ca_runs_the_planned_files_and_signs(tmp_path, step_ca_binary)
         assert [p["name"] for p in client.provisioners()] == ["clients", "servers"]
         key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
         csr = make_csr("John Doe", emails=("john.doe@example.com",))
-        signed = client.sign_many(key, [_stepca.SignRequest(csr=csr)])
-        leaf = x509.load_pem_x509_certificate(signed[0].certificate.encode())
+        signed = client.sign(key, _stepca.SignRequest(csr=csr))
+        leaf = x509.load_pem_x509_certificate(signed.certificate.encode())
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         assert list(usages) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
     finally:

@@ -93,12 +93,74 @@ def test_batch_keeps_input_order(step_ca, clients_key):
         _stepca.SignRequest(csr=make_csr(name, dns=(f"{name}.example.test",))) for name in names
     ]
     started = time.monotonic()
-    signed = step_ca.client().sign_many(clients_key, requests, workers=3)
+    outcomes = step_ca.client().sign_many(clients_key, requests, workers=3)
     assert time.monotonic() - started < 20
+    assert all(outcome.ok for outcome in outcomes)
+    signed = [outcome.certificate for outcome in outcomes]
     assert [s.subject for s in signed] == [f"CN={name}" for name in names]
     assert len({s.serial for s in signed}) == len(names)
     for item in signed:
         _assert_chains_to(item, step_ca.root_pem)
+
+
+def test_batch_with_a_refused_item_keeps_the_others(step_ca, clients_key):
+    requests = [
+        _stepca.SignRequest(csr=make_csr("first.example.test"), sans=[]),
+        # Above the provisioner's 24h maximum; sent anyway, so the CA says no.
+        _stepca.SignRequest(csr=make_csr("long.example.test"), sans=[], duration="48h"),
+        _stepca.SignRequest(csr=make_csr("third.example.test"), sans=[]),
+    ]
+    outcomes = step_ca.client().sign_many(clients_key, requests, workers=3, check_limits=False)
+    assert [outcome.ok for outcome in outcomes] == [True, False, True]
+    assert outcomes[0].certificate.subject == "CN=first.example.test"
+    assert outcomes[2].certificate.subject == "CN=third.example.test"
+    refused = outcomes[1].as_dict()
+    assert refused["ok"] is False and refused["error_kind"] == "duration"
+    # step-ca's own reason: "requested duration of 48h0m0s is more than the authorized
+    # maximum certificate duration of 24h1m0s".
+    assert "authorized maximum certificate duration" in refused["msg"]
+    assert set(refused) == {"ok", "msg", "error_kind"}
+    # The controller's own limit check refuses the same item without asking the CA.
+    local = step_ca.client().sign_many(clients_key, requests[1:2])
+    assert local[0].error.kind == "duration" and local[0].error.status is None
+    assert "outside the limits" in str(local[0].error)
+
+
+def test_sans_are_normalised_before_the_token(step_ca, servers_key):
+    # The csr module writes DNS names lower-case; step-ca compares them case-sensitively
+    # with the token's, so the token must carry the same normalised form.
+    key = ec.generate_private_key(ec.SECP256R1())
+    spec = _crypto.CsrSpec.create(
+        {"common_name": "mixed.example.test"},
+        ["DNS:Mixed.Example.test", "IP:2001:DB8:0:0::7", "IP:::ffff:192.0.2.7"],
+    )
+    csr = _crypto.csr_pem(_crypto.build_csr(key, spec))
+    request = _stepca.SignRequest(
+        csr=csr,
+        sans=["MIXED.example.TEST", "2001:db8::0:7", "::FFFF:192.0.2.7"],
+    )
+    client = step_ca.client()
+    assert client.prepare(request).sans == ["mixed.example.test", "192.0.2.7", "2001:db8::7"]
+    signed = client.sign(servers_key, request)
+    leaf = _load(signed.certificate)
+    wanted = _crypto.Desired.create(
+        subject={"common_name": "mixed.example.test"},
+        subject_alt_names=["DNS:MIXED.example.test", "IP:2001:db8:0::7", "IP:192.0.2.7"],
+    )
+    verdict = _crypto.evaluate_certificate(leaf, wanted)
+    assert not verdict.needs_signing, verdict.reasons
+
+
+def test_scoped_ipv6_is_refused_for_that_item_only(step_ca, servers_key):
+    requests = [
+        _stepca.SignRequest(csr=make_csr("fe80.example.test"), sans=["fe80::1%eth0"]),
+        _stepca.SignRequest(csr=make_csr("ok.example.test"), sans=[]),
+    ]
+    first, second = step_ca.client().sign_many(servers_key, requests)
+    assert first.error.kind == "invalid"
+    assert "scoped IPv6 address" in str(first.error)
+    assert "as fe80::1" in str(first.error)
+    assert second.ok
 
 
 def test_same_csr_twice_mints_fresh_tokens(step_ca, clients_key):
@@ -171,8 +233,38 @@ def test_san_not_allowed(step_ca, servers_key):
     with pytest.raises(_stepca.StepCAError) as caught:
         step_ca.client().sign(servers_key, request)
     assert caught.value.kind == "san_not_allowed"
-    assert caught.value.status == 403
-    assert "evil.example.test" in str(caught.value)  # the CA's own message
+    assert "DNS:evil.example.test" in str(caught.value)
+
+
+def _post_sign(client, key, csr: str, subject: str, sans: list) -> dict:
+    """POST /1.0/sign with a token for ``subject`` and ``sans``, skipping local checks."""
+    token = client.mint_token(key, subject, sans=sans)
+    return client._request("POST", "/1.0/sign", {"csr": csr, "ott": token}, retry=False)
+
+
+def test_attacker_csr_with_empty_sans_is_refused_by_the_ca(step_ca, servers_key):
+    # A host makes a CSR for CN web that carries DNS:bank.example.com; its item has
+    # no SANs. The token authorises exactly what certificate_sans says: DNS:web.
+    attacker = make_csr("web", dns=("bank.example.com",))
+    client = step_ca.client()
+    with pytest.raises(_stepca.StepCAError) as local:
+        client.sign(servers_key, _stepca.SignRequest(csr=attacker, subject="web", sans=[]))
+    assert local.value.kind == "san_not_allowed"
+    sans = _crypto.token_strings(_crypto.certificate_sans("web", []))
+    assert sans == ["web"]
+    # Without the controller's own check, step-ca refuses the same token: no certificate.
+    with pytest.raises(_stepca.StepCAError) as remote:
+        _post_sign(client, servers_key, attacker, "web", sans)
+    assert remote.value.kind == "san_not_allowed"
+    assert remote.value.status == 403
+    assert "bank.example.com" in str(remote.value)  # the CA's own message
+    # The honest CSR for the same item is signed, with exactly the common name.
+    honest = client.sign(
+        servers_key, _stepca.SignRequest(csr=make_csr("web"), subject="web", sans=[])
+    )
+    assert honest.sans == ["web"]
+    leaf = _load(honest.certificate)
+    assert _crypto.sans_of(leaf.extensions) == _crypto.certificate_sans("web", [])
 
 
 def test_common_name_mismatch(step_ca, servers_key):

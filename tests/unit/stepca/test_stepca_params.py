@@ -4,48 +4,27 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from conftest import make_csr
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _stepca
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("24h", 86400),
-        ("1h30m", 5400),
-        ("90s", 90),
-        ("1.5h", 5400),
-        ("300ms", 0.3),
-        ("0", 0),
-        ("-5m", -300),
-        ("24h0m0s", 86400),
-    ],
+from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _stepca,
+    _stepca_modules,
+    _stepca_token,
 )
-def test_parse_go_duration(text, seconds):
-    assert _stepca.parse_go_duration(text) == datetime.timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["", "24", "1d", "h", "5m junk", "1h-5m"])
-def test_parse_go_duration_rejects(text):
-    with pytest.raises(ValueError):
-        _stepca.parse_go_duration(text)
 
 
 @pytest.mark.parametrize(
     "value", ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00+02:00", "24h", "90m", "-1m"]
 )
 def test_check_time_value_accepts(value):
-    assert _stepca.check_time_value(value, "not_after") == value
+    assert _stepca_token.check_time_value(value, "not_after") == value
 
 
 @pytest.mark.parametrize("value", ["tomorrow", "2030-01-01", "2030-01-01T00:00:00", "1d"])
 def test_check_time_value_rejects(value):
-    with pytest.raises(_stepca.StepCAError, match="not_after must be an RFC 3339 time"):
-        _stepca.check_time_value(value, "not_after")
+    with pytest.raises(_stepca_token.TokenError, match="not_after must be an RFC 3339 time"):
+        _stepca_token.check_time_value(value, "not_after")
 
 
 def test_normalize_fingerprint():
@@ -55,11 +34,6 @@ def test_normalize_fingerprint():
     assert _stepca.normalize_fingerprint("sha256:" + plain) == plain
     with pytest.raises(_stepca.StepCAError, match="64 hex digits"):
         _stepca.normalize_fingerprint("ab" * 20)
-
-
-def test_serial_hex_is_even_length_upper_case():
-    assert _stepca.serial_hex(0xABC) == "0ABC"
-    assert _stepca.serial_hex(0xABCD) == "ABCD"
 
 
 @pytest.mark.parametrize(
@@ -78,31 +52,47 @@ def test_client_needs_a_root():
 def test_read_password_file_strips_newline(tmp_path):
     path = tmp_path / "pw"
     path.write_bytes(b"secret value\n")
-    assert _stepca.read_password_file(str(path)) == b"secret value"
+    assert _stepca_modules.read_password_file(str(path)) == b"secret value"
     path.write_bytes(b"\n")
     with pytest.raises(_stepca.StepCAError, match="is empty"):
-        _stepca.read_password_file(str(path))
+        _stepca_modules.read_password_file(str(path))
 
 
-def test_csr_identity_keeps_all_san_types():
+def test_prepare_takes_the_csr_sans_only_when_none_are_given():
     csr = make_csr(
         "John Doe",
-        dns=("a.example.test",),
-        ips=("192.0.2.1", "2001:db8::1"),
-        emails=("john@example.test",),
+        dns=("A.example.test",),
+        ips=("192.0.2.1", "2001:DB8:0::1"),
+        emails=("john@Example.test",),
         uris=("spiffe://example.test/x",),
     )
-    from cryptography import x509
-
-    common_name, sans = _stepca.csr_identity(x509.load_pem_x509_csr(csr.encode()))
-    assert common_name == "John Doe"
-    assert sans == [
+    client = _stepca.StepCAClient("https://127.0.0.1:1", root_fingerprint="ab" * 32)
+    info = client.prepare(_stepca.SignRequest(csr=csr))
+    assert info.subject == "John Doe"
+    assert info.sans == [
         "a.example.test",
         "192.0.2.1",
         "2001:db8::1",
-        "john@example.test",
         "spiffe://example.test/x",
+        "john@example.test",
     ]
+    # An empty list authorises the common name alone: this CSR asks for more.
+    with pytest.raises(_stepca.StepCAError, match="not authorised") as caught:
+        client.prepare(_stepca.SignRequest(csr=csr, sans=[]))
+    assert caught.value.kind == "san_not_allowed"
+
+
+def test_prepare_empty_sans_authorise_the_common_name_alone():
+    client = _stepca.StepCAClient("https://127.0.0.1:1", root_fingerprint="ab" * 32)
+    bare = make_csr("web.example.test")
+    for csr in (bare, make_csr("web.example.test", dns=("web.example.test",))):
+        info = client.prepare(_stepca.SignRequest(csr=csr, sans=[]))
+        assert (info.subject, info.sans) == ("web.example.test", ["web.example.test"])
+    attacker = make_csr("web", dns=("bank.example.com",))
+    with pytest.raises(_stepca.StepCAError) as caught:
+        client.prepare(_stepca.SignRequest(csr=attacker, sans=[]))
+    assert caught.value.kind == "san_not_allowed"
+    assert "DNS:bank.example.com" in str(caught.value)
 
 
 def _params(**overrides):
@@ -121,7 +111,7 @@ def _params(**overrides):
 
 def test_sign_requests_defaults_and_per_item_overrides():
     csr = make_csr("a.example.test", dns=("a.example.test",))
-    requests = _stepca._sign_requests(
+    requests = _stepca_modules.sign_items(
         _params(
             csrs=[
                 csr,
@@ -143,9 +133,18 @@ def test_sign_requests_defaults_and_per_item_overrides():
     assert requests[0].sans is None and requests[0].subject is None
 
 
+def test_sign_requests_keep_an_empty_san_list():
+    # [] authorises the common name alone; it must not become None (the CSR's SANs).
+    csr = make_csr("web", dns=("bank.example.com",))
+    (request,) = _stepca_modules.sign_items(_params(csrs=[{"csr": csr, "subject_alt_names": []}]))
+    assert request.sans == []
+    (request,) = _stepca_modules.sign_items(_params(csr=csr, subject_alt_names=[]))
+    assert request.sans == []
+
+
 def test_sign_requests_single_csr_takes_top_level_identity():
     csr = make_csr("a.example.test", dns=("a.example.test",))
-    (request,) = _stepca._sign_requests(
+    (request,) = _stepca_modules.sign_items(
         _params(csr=csr, subject_alt_names=["a.example.test"], common_name="a.example.test")
     )
     assert request.sans == ["a.example.test"] and request.subject == "a.example.test"
@@ -158,12 +157,17 @@ def test_sign_requests_single_csr_takes_top_level_identity():
         ({"csrs": [{"pem": "x"}]}, r"csrs\[0\] must be a PEM CSR or a dict"),
         ({"csrs": [{"csr": "x", "ttl": "1h"}]}, r"csrs\[0\]: unknown keys ttl"),
         ({"csrs": ["x"], "common_name": "a"}, "set them per item"),
+        ({"csrs": ["x"], "subject_alt_names": []}, "set them per item"),
+        ({"csrs": ["x"], "duration": "soon"}, "duration must be"),
         ({"csrs": [{"csr": "x", "subject_alt_names": "a"}]}, "must be a list of strings"),
     ],
 )
 def test_sign_requests_rejects(overrides, message):
     with pytest.raises(_stepca.StepCAError, match=message):
-        _stepca._sign_requests(_params(**overrides))
+        requests = _stepca_modules.sign_items(_params(**overrides))
+        # A bad item is that item's error; the others are still requests.
+        assert len(requests) == 1
+        raise requests[0]
 
 
 def test_run_sign_check_mode_validates_without_the_ca():
@@ -179,14 +183,14 @@ def test_run_sign_check_mode_validates_without_the_ca():
         "workers": 4,
     }
     csr = make_csr("a.example.test", dns=("a.example.test",))
-    result = _stepca.run_sign({**base, **_params(csr=csr)}, check_mode=True)
+    result = _stepca_modules.run_sign({**base, **_params(csr=csr)}, check_mode=True)
     assert result == {"changed": True, "provisioner": "clients"}
     with pytest.raises(_stepca.StepCAError, match="not a PEM certificate signing request"):
-        _stepca.run_sign({**base, **_params(csr="garbage")}, check_mode=True)
+        _stepca_modules.run_sign({**base, **_params(csr="garbage")}, check_mode=True)
     with pytest.raises(_stepca.StepCAError, match="workers must be between 1 and 32"):
-        _stepca.run_sign({**base, **_params(csr=csr), "workers": 100}, check_mode=True)
+        _stepca_modules.run_sign({**base, **_params(csr=csr), "workers": 100}, check_mode=True)
     with pytest.raises(_stepca.StepCAError, match="duration must be an RFC 3339"):
-        _stepca.run_sign({**base, **_params(csr=csr, duration="1d")}, check_mode=True)
+        _stepca_modules.run_sign({**base, **_params(csr=csr, duration="1d")}, check_mode=True)
 
 
 def test_provisioner_key_repr_hides_the_key():
