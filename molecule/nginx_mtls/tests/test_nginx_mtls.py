@@ -187,7 +187,7 @@ def test_optional_no_ca_sends_no_identity_for_an_unverified_certificate(client, 
     # optional_no_ca lets an unknown issuer (or a self-signed certificate)
     # through, marked FAILED; its subject says CN=Alice, but anyone can write
     # that, so none of the identity headers reach the upstream, spoofed or not.
-    spoofed = [f"--header={header}: CN=Mallory" for header in IDENTITY_HEADERS]
+    spoofed = [arg for header in IDENTITY_HEADERS for arg in ("--header", f"{header}: CN=Mallory")]
     headers = echoed_headers(client, *spoofed, name=name, url=NO_CA)
     assert headers["x-ssl-client-verify"][0].startswith("FAILED:")
     assert {header.lower() for header in IDENTITY_HEADERS} & headers.keys() == set()
@@ -242,7 +242,7 @@ def client_ip(client) -> str:
 def test_spoofed_identity_and_origin_headers_are_replaced(
     client, client_ip, header, spoofed, expected
 ):
-    headers = echoed_headers(client, f"--header={header}: {spoofed}")
+    headers = echoed_headers(client, "--header", f"{header}: {spoofed}")
     expected = client_ip if expected is CLIENT_IP else expected
     if expected is None:
         assert header.lower() not in headers
