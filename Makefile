@@ -10,6 +10,7 @@ SHELL := bash
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 MTLS_ENGINE ?= podman
+BENCH_HOSTS ?= 50,200
 SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 export PATH := $(VENV)/bin:$(PATH)
@@ -120,6 +121,11 @@ changelog: venv ## Write CHANGELOG.md for galaxy.yml's version from changelogs/f
 	antsibull-changelog release --reload-plugins --update-existing \
 	  --refresh-fragments without-archives 2>&1 | { grep -v "no release_summary section" || true; }
 	@echo "changelog: CHANGELOG.md for $$(awk '/^version:/ { print $$2 }' galaxy.yml)"
+
+.PHONY: bench
+bench: venv step-ca ## Benchmarks: fleet rollout vs community.crypto and naive signing, and batch signing
+	python bench/fleet.py --hosts $(BENCH_HOSTS)
+	python bench/sign_batch.py --count 200 --rounds 3
 
 .PHONY: clean
 clean: ## Destroy test containers, stop the podman service, remove build links
