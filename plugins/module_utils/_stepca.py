@@ -320,11 +320,15 @@ class StepCAClient:
         context: ssl.SSLContext | None = None,
         retry: bool = True,
         body_factory: Any = None,
+        idempotent: bool = True,
     ) -> Any:
         """One JSON request with retries for connection errors and 5xx answers.
 
         ``body_factory`` (a callable returning the body) is used instead of
         ``body`` when each attempt needs a fresh body, such as a new token.
+        A request that is not ``idempotent`` (a signature: the CA may have issued
+        the certificate when its answer is lost) is retried only when it surely
+        never reached the CA: the connection was refused or the name did not resolve.
         """
         if context is None:
             self.root  # noqa: B018 - make sure the root is pinned before any verified call
@@ -348,7 +352,7 @@ class StepCAClient:
             except urllib.error.HTTPError as exc:
                 status = exc.code
                 message = _error_message(exc)
-                if status >= 500 and attempt + 1 < attempts:
+                if status >= 500 and idempotent and attempt + 1 < attempts:
                     last_reason = f"HTTP {status}: {message}"
                     continue
                 raise _http_error(status, message, method, path, self.base_url) from None
@@ -362,6 +366,14 @@ class StepCAClient:
                         kind="tls",
                     ) from None
                 last_reason = _reason_text(reason)
+                if not idempotent and not isinstance(
+                    reason, (ConnectionRefusedError, socket.gaierror)
+                ):
+                    raise StepCAError(
+                        f"{method} {path}: no answer from the CA at {self.base_url}"
+                        f" ({last_reason}); not retried, since the CA may have acted on it",
+                        kind="unreachable",
+                    ) from None
                 continue
             try:
                 return json.loads(raw) if raw else {}
@@ -538,7 +550,7 @@ class StepCAClient:
 
         label = info.label
         try:
-            answer = self._request("POST", "/1.0/sign", body_factory=body)
+            answer = self._request("POST", "/1.0/sign", body_factory=body, idempotent=False)
         except StepCAError as exc:
             raise StepCAError(f"{label}: {exc}", kind=exc.kind, status=exc.status) from None
         return _signed_from_answer(answer, label)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -362,3 +364,42 @@ def test_revoke(step_ca, clients_key):
     with pytest.raises(_stepca.StepCAError) as caught:
         client.revoke(clients_key, signed.serial)
     assert str(signed.serial) in str(caught.value)
+
+
+def test_a_signature_without_answer_is_not_sent_again(step_ca, clients_key):
+    """A sign request may have been acted on when its answer is lost: never retried.
+
+    The "CA" here accepts connections and never answers, so every attempt times out
+    after the request was sent; a retry could have issued a second certificate.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        client = _stepca.StepCAClient(
+            f"https://127.0.0.1:{listener.getsockname()[1]}",
+            root_pem=step_ca.root_pem,
+            retries=2,
+            backoff=0.05,
+            timeout=1,
+        )
+        with pytest.raises(_stepca.StepCAError) as caught:
+            client.sign(clients_key, _stepca.SignRequest(csr=make_csr("lost.example.test")))
+        assert "not retried" in str(caught.value)
+        assert len(accepted) == 1
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
