@@ -488,7 +488,16 @@ def parse_san(text: Any) -> San:
         )
     if not value.split(":", 1)[1]:
         raise CryptoError(f"SAN {text!r} is not a valid URI: nothing follows the scheme")
-    return San("URI", value)
+    if not value.isascii():
+        # step-ca would percent-encode it, so the certificate would never match.
+        raise CryptoError(f"SAN {text!r} is not a valid URI: percent-encode non-ASCII characters")
+    return San("URI", _lower_scheme(value))
+
+
+def _lower_scheme(uri: str) -> str:
+    """``uri`` with its scheme in lower case, as step-ca (Go's url.Parse) writes it."""
+    scheme, rest = uri.split(":", 1)
+    return f"{scheme.lower()}:{rest}"
 
 
 def parse_sans(values: list[Any] | None) -> tuple[San, ...]:
@@ -540,7 +549,7 @@ def read_token_san(value: str, *, strict: bool = True) -> San:
     if _URI_SCHEME.match(text):
         if strict or any(c.isspace() for c in text):
             return parse_san(f"URI:{text}")
-        return San("URI", text)
+        return San("URI", _lower_scheme(text))
     if "@" in text:
         if strict:
             return parse_san(f"email:{text}")
@@ -607,7 +616,7 @@ def _san_of_general_name(name: x509.GeneralName) -> San:
         local, _at, domain = name.value.rpartition("@")
         return San("email", f"{local}@{domain.lower()}" if local else name.value)
     if isinstance(name, x509.UniformResourceIdentifier):
-        return San("URI", name.value)
+        return San("URI", _lower_scheme(name.value) if ":" in name.value else name.value)
     return San(type(name).__name__, str(getattr(name, "value", name)))
 
 

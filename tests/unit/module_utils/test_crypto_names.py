@@ -30,6 +30,8 @@ from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
         ("URI:spiffe://example.org/ns/web", "URI", "spiffe://example.org/ns/web"),
         ("uri:urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", "URI", None),
         ("URI:https://example.com/a?b=c", "URI", "https://example.com/a?b=c"),
+        # step-ca (Go's url.Parse) writes the scheme in lower case, and only the scheme.
+        ("URI:SPIFFE://Example.org/Web", "URI", "spiffe://Example.org/Web"),
     ],
 )
 def test_parse_san(text, kind, value):
@@ -68,6 +70,7 @@ def test_parse_san(text, kind, value):
         ("URI:no-scheme", "'URI:no-scheme' is not a valid URI"),
         ("URI:https://a b", "not a valid URI"),
         ("URI:spiffe:", "nothing follows the scheme"),
+        ("URI:spiffe://example.org/café", "percent-encode non-ASCII"),
         ("web.example.com", "needs a type prefix"),
         ("XYZ:foo", "'XYZ:foo' needs a type prefix"),
         (42, "must be a string"),
