@@ -320,7 +320,7 @@ def _modes(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=_host_counts, default=[50, 200], help="e.g. 50,200")
     parser.add_argument("--forks", type=int, default=10)
     parser.add_argument("--modes", type=_modes, default=list(MODES), help="ownca,role,naive")
