@@ -139,6 +139,23 @@ def remove_file(path: str) -> bool:
     return True
 
 
+def exit_absent(module: Any, path: str) -> None:
+    """Remove ``path`` (not in check mode) and exit the module, for ``state: absent``.
+
+    ``changed`` says whether the file was there; the diff shows only the state.
+    Raises :class:`FileIOError` when the file cannot be removed.
+    """
+    exists = os.path.lexists(path)
+    if exists and not module.check_mode:
+        remove_file(path)
+    module.exit_json(
+        changed=exists,
+        filename=path,
+        changed_reason=f"{path} removed" if exists else None,
+        diff={"before": {"state": "present" if exists else "absent"}, "after": {"state": "absent"}},
+    )
+
+
 def _set_default_selinux_context(module: Any, tmp_path: str, path: str) -> None:
     """Give the temporary file the SELinux context the target would get (no-op without SELinux)."""
     selinux_enabled = getattr(module, "selinux_enabled", None)

@@ -243,7 +243,6 @@ key:
     fingerprint: 5b2f0c0d8a6e7c1f2d7f5e4b1c6a1b3e7d9a8c2b4e6f8a0c1d3e5f7a9b1c3d5e
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -267,18 +266,6 @@ ARGUMENT_SPEC = {
     "encryption": {"type": "str", "choices": list(_pkcs12.ENCRYPTIONS), "default": "modern"},
     "force": {"type": "bool", "default": False},
 }
-
-
-def _absent(module: AnsibleModule, path: str) -> None:
-    exists = os.path.lexists(path)
-    if exists and not module.check_mode:
-        _io.remove_file(path)
-    module.exit_json(
-        changed=exists,
-        filename=path,
-        changed_reason=f"{path} removed" if exists else None,
-        diff={"before": {"state": "present" if exists else "absent"}, "after": {"state": "absent"}},
-    )
 
 
 def _read_input(path: str, option: str) -> bytes:
@@ -321,7 +308,7 @@ def main() -> None:
         params["mode"] = "0600"
     try:
         if params["state"] == "absent":
-            _absent(module, path)
+            _io.exit_absent(module, path)
         wanted, warnings = _wanted(params)
         for warning in warnings:
             module.warn(warning)

@@ -170,7 +170,6 @@ changed_reason:
   sample: key is EC P-256, wanted EC P-384
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
@@ -194,18 +193,6 @@ ARGUMENT_SPEC = {
 }
 
 
-def _absent(module: AnsibleModule, path: str) -> None:
-    exists = os.path.lexists(path)
-    if exists and not module.check_mode:
-        _io.remove_file(path)
-    module.exit_json(
-        changed=exists,
-        filename=path,
-        changed_reason=f"{path} removed" if exists else None,
-        diff={"before": {"state": "present" if exists else "absent"}, "after": {"state": "absent"}},
-    )
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC, supports_check_mode=True, add_file_common_args=True
@@ -217,7 +204,7 @@ def main() -> None:
         params["mode"] = "0600"
     try:
         if params["state"] == "absent":
-            _absent(module, path)
+            _io.exit_absent(module, path)
         spec = _crypto.KeySpec.create(params["type"], params["curve"], params["size"])
         backend = _crypto.PrivateKeyBackend(
             spec,
