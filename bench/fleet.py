@@ -173,6 +173,8 @@ def write_inventory(folder: Path, hosts: int, ca: RunningCA, password: str, ownc
                 "certificate_ca_root_fingerprint": ca.root_fingerprint,
                 "certificate_ca_provisioner_password": password,
                 "certificate_signer": "localhost",
+                # Empty at the first run of each mode and host count, kept for the second.
+                "certificate_ca_root_cache_dir": str(folder / "roots"),
                 "certificate_items": [
                     {
                         "name": "svc",

@@ -6,7 +6,12 @@ each) against the real step-ca on loopback: fleet semantics that only show with 
 - ``serial: 1``: every CSR is signed exactly once (counted in step-ca's log);
 - a role-level ``when:`` false on the first host does not skip signing for the others;
 - one refused item fails its own host with the CA's reason, the other host installs;
-- the second run changes nothing and asks the CA for nothing.
+- the second run changes nothing and asks the CA for nothing (the root comes from the
+  controller's cache);
+- each signing group is signed with its own hosts' settings, and hosts of one group that
+  disagree are refused by name; the CA settings may come from ``module_defaults``;
+- a strategy other than linear fails clearly; check mode on a host without
+  python3-cryptography reports instead of failing; handlers are notified per item.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def fleet(step_ca, tmp_path):
                 "ansible_python_interpreter": sys.executable,
                 "certificate_ca_url": step_ca.url,
                 "certificate_ca_root_fingerprint": step_ca.root_fingerprint,
+                # The controller's root cache, per test (never in the user's home).
+                "certificate_ca_root_cache_dir": str(tmp_path / "roots"),
                 "certificate_ca_provisioner_passwords": {
                     "clients": CLIENTS_PASSWORD,
                     "servers": SERVERS_PASSWORD,
@@ -66,6 +73,7 @@ def fleet(step_ca, tmp_path):
         (tmp_path / "extra.json").write_text(json.dumps(extra or {}))
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
         env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / "build" / "collections")
+        env["ANSIBLE_HOME"] = str(tmp_path / "ansible-home")
         proc = subprocess.run(
             [
                 ansible_playbook,
@@ -92,6 +100,11 @@ def fleet(step_ca, tmp_path):
 def _signs(step_ca) -> int:
     """How many /1.0/sign requests step-ca has answered so far."""
     return len(re.findall(r"/1\.0/sign\b", Path(step_ca.log_path).read_text()))
+
+
+def _requests(step_ca) -> int:
+    """How many requests of any kind step-ca has answered so far."""
+    return len(re.findall(r" path=\S+ ", Path(step_ca.log_path).read_text()))
 
 
 def _recap(output: str) -> dict[str, dict[str, int]]:
@@ -127,9 +140,10 @@ def test_serial_batches_sign_each_csr_exactly_once_and_rerun_asks_nothing(fleet,
     for host in ("h1", "h2"):
         assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
 
+    requests = _requests(step_ca)
     rc, output = fleet(play)
     assert rc == 0, output
-    assert _signs(step_ca) - before == 2, "an idempotent run contacted the CA's sign endpoint"
+    assert _requests(step_ca) == requests, "an idempotent run contacted the CA"
     assert all(counts["changed"] == 0 for counts in _recap(output).values()), output
 
 
@@ -290,3 +304,267 @@ def test_a_host_that_forges_its_signing_request_gets_no_other_name(fleet, step_c
     assert "bank.example.com" in output and "not authorised" in output, output
     for host in ("h1", "h2"):
         assert not (fleet.dir / host / "server.crt").exists()
+
+
+def _password_play(hosts: str, vars_block: str) -> str:
+    return f"""
+- name: Certificates
+  hosts: {hosts}
+  gather_facts: false
+  vars:
+    certificate_ca_provisioner_passwords: {{}}
+{vars_block}
+  roles:
+    - role: mtls.rollout.certificate
+"""
+
+
+def test_each_signing_group_uses_its_own_hosts_password(fleet, step_ca):
+    """h1 and h2 (servers) and h3 (a client certificate) each hold only the password of
+    their own provisioner: every group is signed by one of its own hosts, with its own
+    settings, not with the first host's."""
+    vars_block = """\
+    certificate_ca_provisioner_password: >-
+      {{ __clients if inventory_hostname == 'h3' else __servers }}
+    certificate_items: >-
+      {{ [hostvars[inventory_hostname].certificate_items[0]
+          | combine({'profile': 'client'} if inventory_hostname == 'h3' else {})] }}
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(
+        _password_play("h1:h2:h3", vars_block),
+        {"__clients": CLIENTS_PASSWORD, "__servers": SERVERS_PASSWORD},
+    )
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 3, output
+    for host, usage in (("h1", "serverAuth"), ("h2", "serverAuth"), ("h3", "clientAuth")):
+        eku = _leaf(fleet.dir / host).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        assert [oid._name for oid in eku.value] == [usage]
+    assert CLIENTS_PASSWORD not in output and SERVERS_PASSWORD not in output
+
+
+def test_hosts_of_one_group_that_disagree_on_the_password_are_refused_by_name(fleet, step_ca):
+    wrong = "a-wrong-password-of-h2"
+    vars_block = """\
+    certificate_ca_provisioner_password: >-
+      {{ __wrong if inventory_hostname == 'h2' else __servers }}
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(
+        _password_play("h1:h2", vars_block), {"__servers": SERVERS_PASSWORD, "__wrong": wrong}
+    )
+    assert rc != 0, output
+    recap = _recap(output)
+    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 1, output
+    assert _signs(step_ca) == before, output
+    flat = " ".join(output.split())
+    assert (
+        "hosts h1, h2 are signed together by provisioner 'servers' of"
+        f" {step_ca.url} (signer localhost) but do not agree on the provisioner password"
+    ) in flat, output
+    assert wrong not in output and SERVERS_PASSWORD not in output
+    assert "hmac" not in output
+    for host in ("h1", "h2"):
+        assert not (fleet.dir / host / "server.crt").exists()
+
+
+def test_ca_settings_and_password_come_from_module_defaults(fleet, step_ca):
+    play = """
+- name: Certificates with the CA options set once for the step_ca group
+  hosts: h1:h2
+  gather_facts: false
+  module_defaults:
+    group/mtls.rollout.step_ca:
+      ca_url: "{{ __url }}"
+      root_fingerprint: "{{ __pinned }}"
+      provisioner_password: "{{ __servers }}"
+  vars:
+    certificate_ca_url: ""
+    certificate_ca_root_fingerprint: ""
+    certificate_ca_provisioner_passwords: {}
+  roles:
+    - role: mtls.rollout.certificate
+"""
+    before = _signs(step_ca)
+    extra = {
+        "__url": step_ca.url,
+        "__pinned": step_ca.root_fingerprint,
+        "__servers": SERVERS_PASSWORD,
+    }
+    rc, output = fleet(play, extra)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 2, output
+    for host in ("h1", "h2"):
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+    assert SERVERS_PASSWORD not in output
+
+    # Defaults for another module are not the signing module's: the role says what to set.
+    rc, output = fleet(
+        play.replace("group/mtls.rollout.step_ca:", "mtls.rollout.step_ca_info:"), extra
+    )
+    assert rc != 0
+    assert "Set certificate_ca_url (https://...)" in output and "module_defaults" in output
+
+
+def test_a_strategy_other_than_linear_fails_clearly_and_signs_nothing(fleet, step_ca):
+    play = PLAY.format(hosts="h1:h2", serial="strategy: free", when="")
+    before = _requests(step_ca)
+    rc, output = fleet(play)
+    assert rc != 0, output
+    assert all(counts["failed"] == 1 for counts in _recap(output).values()), output
+    for host in ("h1", "h2"):
+        assert re.search(
+            rf"fatal: \[{host}\]: FAILED! =>\s+changed: false\s+msg: 'The certificate"
+            r" role needs the linear strategy",
+            output,
+        ), output
+    assert "This play uses the 'free' strategy" in output
+    assert _requests(step_ca) == before
+    assert not (fleet.dir / "h1").exists() and not (fleet.dir / "h2").exists()
+
+
+def test_include_role_twice_in_one_play_signs_each_host_once(fleet, step_ca):
+    """The first include signs h1; in the second, h1 (skipped) still has its plan from the
+    first, and must not be taken for the signer of h2 and h3."""
+    play = """
+- name: The role included twice
+  hosts: h1:h2:h3
+  gather_facts: false
+  tasks:
+    - name: First on h1
+      ansible.builtin.include_role:
+        name: mtls.rollout.certificate
+      when: inventory_hostname == 'h1'
+
+    - name: Then on the others
+      ansible.builtin.include_role:
+        name: mtls.rollout.certificate
+      when: inventory_hostname != 'h1'
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 3, output
+    for host in HOSTS:
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+
+
+def test_a_uri_san_with_an_upper_case_scheme_is_idempotent_with_the_real_ca(fleet, step_ca):
+    """step-ca writes a URI's scheme in lower case; the role asks for it that way and
+    then sees the certificate as valid."""
+    play = PLAY.format(hosts="h1", serial="", when="").replace(
+        "roles:",
+        "vars:\n"
+        "    certificate_items:\n"
+        "      - name: server\n"
+        "        common_name: h1.example.test\n"
+        "        subject_alt_names: [DNS:h1.example.test, 'URI:SPIFFE://example.test/h1']\n"
+        "  roles:",
+    )
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 1
+    names = _leaf(fleet.dir / "h1").extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.value.get_values_for_type(x509.UniformResourceIdentifier) == [
+        "spiffe://example.test/h1"
+    ]
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 1, "the URI SAN was re-signed on the second run"
+    assert _recap(output)["h1"]["changed"] == 0, output
+
+
+# A host's Python without the cryptography library: a package of that name that fails to import.
+NO_CRYPTOGRAPHY_PYTHON = """#!/bin/sh
+PYTHONPATH={shadow} exec {python} "$@"
+"""
+
+
+def test_check_mode_on_a_host_without_cryptography_reports_instead_of_failing(fleet, step_ca):
+    shadow = fleet.dir / "no-cryptography" / "cryptography"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('cryptography is not installed here')\n")
+    python = fleet.dir / "python-without-cryptography"
+    python.write_text(NO_CRYPTOGRAPHY_PYTHON.format(shadow=shadow.parent, python=sys.executable))
+    python.chmod(0o755)
+    play = PLAY.format(hosts="h1", serial="", when="").replace(
+        "roles:", f"vars:\n    ansible_python_interpreter: {python}\n  roles:"
+    )
+    before, signs = _requests(step_ca), _signs(step_ca)
+    rc, output = fleet(play, check=True)
+    assert rc == 0, output
+    assert _recap(output)["h1"]["changed"] >= 1, output
+    assert "server would be signed: python3-cryptography is missing on the host" in " ".join(
+        output.split()
+    ), output
+    assert not (fleet.dir / "h1").exists()
+    assert _signs(step_ca) == signs
+    # At most the root fetch (this test's controller cache starts empty), and no signature.
+    assert _requests(step_ca) - before <= 1
+
+
+HANDLERS_PLAY = """
+- name: Certificates whose services are told
+  hosts: h1
+  gather_facts: false
+  force_handlers: true
+  vars:
+    certificate_notify: [fleet reload]
+    certificate_items:
+      - name: server
+        common_name: h1.example.test
+        notify: [server reload]
+      - name: other
+        common_name: other.h1.example.test
+        notify: [other reload]
+        duration: "{{ __other_duration }}"
+  roles:
+    - role: mtls.rollout.certificate
+  handlers:
+    - name: Record fleet reload
+      ansible.builtin.lineinfile: &record
+        path: "{{ certificate_dir }}/notified"
+        line: fleet
+        create: true
+        mode: "0644"
+      listen: fleet reload
+    - name: Record server reload
+      ansible.builtin.lineinfile:
+        <<: *record
+        line: server
+      listen: server reload
+    - name: Record other reload
+      ansible.builtin.lineinfile:
+        <<: *record
+        line: other
+      listen: other reload
+"""
+
+
+def _notified(folder: Path) -> list[str]:
+    path = folder / "notified"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_handlers_are_notified_for_what_changed_also_when_another_item_fails(fleet, step_ca):
+    # "other" asks for more than the provisioner's 24h: the CA refuses it, the host fails,
+    # and the service of "server", which was installed, is still told.
+    rc, output = fleet(HANDLERS_PLAY, {"__other_duration": "48h"})
+    assert rc != 0, output
+    assert "other: step-ca did not sign it: requested duration 48h" in " ".join(output.split())
+    assert (fleet.dir / "h1" / "server.crt").exists()
+    assert not (fleet.dir / "h1" / "other.crt").exists()
+    assert sorted(_notified(fleet.dir / "h1")) == ["fleet", "server"]
+
+    (fleet.dir / "h1" / "notified").unlink()
+    rc, output = fleet(HANDLERS_PLAY, {"__other_duration": "2h"})
+    assert rc == 0, output
+    assert (fleet.dir / "h1" / "other.crt").exists()
+    assert sorted(_notified(fleet.dir / "h1")) == ["fleet", "other"]
+
+    (fleet.dir / "h1" / "notified").unlink()
+    rc, output = fleet(HANDLERS_PLAY, {"__other_duration": "2h"})
+    assert rc == 0, output
+    assert _notified(fleet.dir / "h1") == []
+    assert _recap(output)["h1"]["changed"] == 0, output
