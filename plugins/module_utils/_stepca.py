@@ -24,10 +24,11 @@ import hmac
 import http.client
 import json
 import re
+import select
 import socket
 import ssl
+import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -212,6 +213,13 @@ class StepCAClient:
         if parsed.query or parsed.fragment:
             raise StepCAError("ca_url must not have a query or fragment", kind="invalid")
         self.base_url = f"https://{parsed.netloc}{parsed.path.rstrip('/')}"
+        self._host = parsed.hostname
+        try:
+            self._port = parsed.port or 443
+        except ValueError:
+            raise StepCAError(f"ca_url has an invalid port: {ca_url!r}", kind="invalid") from None
+        self._path = parsed.path.rstrip("/")
+        self._kept = threading.local()
         # step-ca's token audiences are https://<dnsName>[:port]/1.0/sign (port ignored).
         self._audience_base = f"https://{parsed.netloc}"
         if timeout <= 0:
@@ -329,11 +337,14 @@ class StepCAClient:
         A request that is not ``idempotent`` (a signature: the CA may have issued
         the certificate when its answer is lost) is retried only when it surely
         never reached the CA: the connection was refused or the name did not resolve.
+
+        Requests verified against the pinned root reuse one kept-alive connection per
+        thread (see :meth:`_connection`); the unverified bootstrap request never does.
         """
+        keep = context is None
         if context is None:
             self.root  # noqa: B018 - make sure the root is pinned before any verified call
             context = self._context
-        url = self.base_url + path
         attempts = self.retries + 1 if retry else 1
         last_reason = ""
         for attempt in range(attempts):
@@ -341,23 +352,19 @@ class StepCAClient:
                 time.sleep(min(self.max_backoff, self.backoff * (2 ** (attempt - 1))))
             payload = body_factory() if body_factory is not None else body
             data = None if payload is None else json.dumps(payload).encode()
-            request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
-            request.add_header("Accept", "application/json")
+            headers = {"Accept": "application/json"}
             if data is not None:
-                request.add_header("Content-Type", "application/json")
-            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+                headers["Content-Type"] = "application/json"
+            conn = None
             try:
-                with opener.open(request, timeout=self.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-                message = _error_message(exc)
-                if status >= 500 and idempotent and attempt + 1 < attempts:
-                    last_reason = f"HTTP {status}: {message}"
-                    continue
-                raise _http_error(status, message, method, path, self.base_url) from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                conn = self._connection(context, keep)
+                conn.request(method, self._path + path, body=data, headers=headers)
+                response = conn.getresponse()
+                raw = response.read()
+            except (OSError, http.client.HTTPException) as reason:
+                self._drop(keep)
+                if conn is not None and not keep:
+                    conn.close()
                 if isinstance(reason, ssl.SSLCertVerificationError):
                     raise StepCAError(
                         f"TLS verification of {self.base_url} against the pinned root"
@@ -375,6 +382,17 @@ class StepCAClient:
                         kind="unreachable",
                     ) from None
                 continue
+            if not keep:
+                conn.close()
+            elif response.will_close:
+                self._drop(keep)
+            status = response.status
+            if status >= 300:
+                message = _error_message(raw, response.reason)
+                if status >= 500 and idempotent and attempt + 1 < attempts:
+                    last_reason = f"HTTP {status}: {message}"
+                    continue
+                raise _http_error(status, message, method, path, self.base_url) from None
             try:
                 return json.loads(raw) if raw else {}
             except ValueError:
@@ -386,6 +404,49 @@ class StepCAClient:
             f"the CA at {self.base_url} is unreachable after {attempts} attempt(s): {last_reason}",
             kind="unreachable",
         )
+
+    def _connection(self, context: ssl.SSLContext, keep: bool) -> http.client.HTTPSConnection:
+        """A connection to the CA: this thread's kept-alive one when ``keep``, else a new one.
+
+        A kept connection the CA has closed meanwhile (its socket reads as ready: an end of
+        file) is replaced before anything is sent on it, so that a signature never goes out
+        on a connection that is already gone.
+        """
+        kept = getattr(self._kept, "conn", None) if keep else None
+        if kept is not None:
+            sock = kept.sock
+            if sock is not None and not select.select([sock], [], [], 0)[0]:
+                return kept
+            kept.close()
+        conn = self._new_connection(context)
+        if keep:
+            self._kept.conn = conn
+        return conn
+
+    def _new_connection(self, context: ssl.SSLContext) -> http.client.HTTPSConnection:
+        """A connection to the CA, through the proxy the environment names for it, if any."""
+        host, port = self._host, self._port
+        proxy = _https_proxy(host)
+        if proxy is None:
+            return http.client.HTTPSConnection(host, port, context=context, timeout=self.timeout)
+        conn = http.client.HTTPSConnection(
+            proxy[0], proxy[1], context=context, timeout=self.timeout
+        )
+        conn.set_tunnel(host, port)
+        return conn
+
+    def _drop(self, keep: bool) -> None:
+        """Forget this thread's kept connection (after an error, or when the CA closes it)."""
+        if not keep:
+            return
+        conn = getattr(self._kept, "conn", None)
+        self._kept.conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close this thread's kept connection (the others close when their threads end)."""
+        self._drop(True)
 
     # ---- read-only endpoints
 
@@ -648,19 +709,28 @@ def _reason_text(reason: Any) -> str:
     return str(reason) or reason.__class__.__name__
 
 
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    try:
-        raw = exc.read()
-    except OSError:
-        raw = b""
+def _error_message(raw: bytes, reason: str) -> str:
+    """The CA's ``message`` from an error answer, else its text or the HTTP reason."""
     try:
         answer = json.loads(raw)
         message = answer.get("message") if isinstance(answer, dict) else None
     except ValueError:
         message = None
     if not message:
-        message = raw.decode("utf-8", "replace").strip()[:300] or exc.reason or "no details"
+        message = raw.decode("utf-8", "replace").strip()[:300] or reason or "no details"
     return str(message)
+
+
+def _https_proxy(host: str) -> tuple[str, int] | None:
+    """``(host, port)`` of the proxy the environment names for HTTPS to ``host``, if any
+    (``https_proxy`` and ``no_proxy``, read as urllib reads them)."""
+    proxy = urllib.request.getproxies().get("https")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not parsed.hostname:
+        return None
+    return parsed.hostname, parsed.port or 80
 
 
 _SAN_HINTS = (

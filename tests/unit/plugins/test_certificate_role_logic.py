@@ -240,10 +240,12 @@ def _read_key(folder, queue):
 def test_every_worker_of_a_run_gets_the_same_key(tmp_path):
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    workers = [context.Process(target=_read_key, args=(str(tmp_path), queue)) for _ in range(6)]
+    workers = [
+        context.Process(target=_read_key, args=(str(tmp_path), queue)) for _number in range(6)
+    ]
     for worker in workers:
         worker.start()
-    keys = [queue.get(timeout=30) for _ in workers]
+    keys = [queue.get(timeout=30) for _worker in workers]
     for worker in workers:
         worker.join(timeout=30)
     assert len(set(keys)) == 1 and len(keys[0]) == 32
@@ -364,7 +366,7 @@ def test_members_of_a_group_come_in_batch_order_with_their_settings():
         "h1": _plan(requests=[_request("a"), _request("b", G2)], settings={G1: AGREED, G2: AGREED}),
         "h2": _plan(requests=[_request("c")], settings={G1: AGREED}),
     }
-    grouped = role.members(["h2", "h1", "h3"], [G1], lambda h: plans.get(h))
+    grouped = role.members(["h2", "h1", "h3"], [G1], plans.get)
     assert [(m.host, m.request["name"]) for m in grouped[G1]] == [("h2", "c"), ("h1", "a")]
     assert role.disagreement(G1, grouped[G1]) is None
 
@@ -375,7 +377,7 @@ def test_hosts_that_disagree_on_the_password_are_named_and_the_password_is_not()
         "h2": _plan(requests=[_request("b")], settings={G1: dict(AGREED, password="hmac bb")}),
         "h3": _plan(requests=[_request("c")], settings={G1: dict(AGREED, workers=4)}),
     }
-    grouped = role.members(["h1", "h2", "h3"], [G1], lambda h: plans.get(h))
+    grouped = role.members(["h1", "h2", "h3"], [G1], plans.get)
     message = role.disagreement(G1, grouped[G1])
     assert message.startswith(
         "hosts h1, h2, h3 are signed together by provisioner 'servers' of"
@@ -391,16 +393,16 @@ def test_a_group_without_a_password_names_its_hosts():
         "h1": _plan(requests=[_request("a")], settings={G1: dict(AGREED, password=None)}),
         "h2": _plan(requests=[_request("b")], settings={}),
     }
-    grouped = role.members(["h1", "h2"], [G1], lambda h: plans.get(h))
+    grouped = role.members(["h1", "h2"], [G1], plans.get)
     assert "hosts h2 gave no signing settings" in role.disagreement(G1, grouped[G1])
     del plans["h2"]
-    grouped = role.members(["h1"], [G1], lambda h: plans.get(h))
+    grouped = role.members(["h1"], [G1], plans.get)
     assert role.disagreement(G1, grouped[G1]).startswith("no provisioner password for")
 
 
 def test_sign_arguments_carry_the_group_and_only_what_the_token_may_hold():
     plans = {"h1": _plan(requests=[dict(_request("a"), duration="2h")], settings={G1: AGREED})}
-    grouped = role.members(["h1"], [G1], lambda h: plans.get(h))
+    grouped = role.members(["h1"], [G1], plans.get)
     arguments = role.sign_arguments(G1, grouped[G1], role.Password("p", value="secret"), AGREED)
     assert arguments == {
         "ca_url": URL,
@@ -425,7 +427,7 @@ def _members():
         "h1": _plan(requests=[_request("a")], settings={G1: AGREED}),
         "h2": _plan(requests=[_request("b"), _request("c")], settings={G1: AGREED}),
     }
-    return role.members(["h1", "h2"], [G1], lambda h: plans.get(h))[G1]
+    return role.members(["h1", "h2"], [G1], plans.get)[G1]
 
 
 def test_outcomes_are_per_item():
@@ -480,12 +482,12 @@ def test_a_host_finds_its_outcomes_at_its_leaders():
         "outcomes": {"h2": {"b": {"ok": True, "fullchain": "B"}}},
     }
     leaders = {"h1": {"run": "run-1", "outcomes": {"h2": {"a": {"ok": False, "msg": "no"}}}}}
-    found = role.outcomes_for("h2", plan, mine, lambda h: leaders.get(h))
+    found = role.outcomes_for("h2", plan, mine, leaders.get)
     assert found == {"a": {"ok": False, "msg": "no"}, "b": {"ok": True, "fullchain": "B"}}
     # A leader's result of another run is not this run's answer.
     leaders["h1"]["run"] = "run-0"
-    assert role.outcomes_for("h2", plan, mine, lambda h: leaders.get(h))["a"] is None
-    assert role.failures(role.outcomes_for("h2", plan, mine, lambda h: None), None) == [
+    assert role.outcomes_for("h2", plan, mine, leaders.get)["a"] is None
+    assert role.failures(role.outcomes_for("h2", plan, mine, {}.get), None) == [
         "a: no signing result (did the signing host fail?)"
     ]
 

@@ -82,7 +82,7 @@ def test_workers_that_miss_together_fetch_once(tmp_path, root):
     def worker():
         results.append(_root_cache.obtain(str(tmp_path), URL, fingerprint, 5, 1, fetcher))
 
-    threads = [threading.Thread(target=worker) for _ in range(5)]
+    threads = [threading.Thread(target=worker) for _number in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
