@@ -124,7 +124,7 @@ changelog: venv ## Write CHANGELOG.md for galaxy.yml's version from changelogs/f
 
 .PHONY: bench
 bench: venv step-ca ## Benchmarks: fleet rollout vs community.crypto and naive signing, and batch signing
-	python bench/fleet.py --hosts $(BENCH_HOSTS)
+	python bench/fleet.py --hosts $(BENCH_HOSTS) --keep-logs build/bench
 	python bench/sign_batch.py --count 200 --rounds 3
 
 .PHONY: clean

@@ -71,6 +71,7 @@ class Result:
     ca_calls: int
     sign_calls: int
     peak_rss_mib: float
+    profile: list[str]
 
 
 def tree_rss(root_pid: int) -> int:
@@ -200,6 +201,13 @@ def count_ca_calls(log: Path, offset: int) -> tuple[int, int, int]:
     return len(paths), sum(1 for p in paths if p == "/1.0/sign"), len(data)
 
 
+def profile(output: str, top: int = 10) -> list[str]:
+    """The ``top`` slowest tasks from profile_tasks' summary at the end of ``output``."""
+    summary = output.rsplit("TASKS RECAP", 1)[-1] if "TASKS RECAP" in output else ""
+    lines = [line.strip() for line in summary.splitlines() if re.search(r" -+ *\d+\.\d+s$", line)]
+    return lines[:top]
+
+
 def recap(output: str, host: str) -> tuple[int, int, int]:
     """(tasks executed, changed) for ``host``, and the number of failed hosts."""
     executed = changed = failed_hosts = 0
@@ -256,6 +264,7 @@ def _bench_all(args: argparse.Namespace, tmp: Path, ca: RunningCA, password: str
                     calls,
                     signs,
                     peak / 2**20,
+                    profile(output),
                 )
                 results.append(result)
                 print(_row(result), flush=True)
@@ -280,6 +289,25 @@ def _row(r: Result) -> str:
         f" {r.changed_per_host:>12} {r.failed_hosts:>6} {r.ca_calls:>8} {r.sign_calls:>6}"
         f" {r.peak_rss_mib:>8.0f}"
     )
+
+
+def growth(results: list[Result]) -> list[str]:
+    """Seconds per host of each mode and run at each host count, and how that grew."""
+    lines = []
+    counts = sorted({r.hosts for r in results})
+    for mode in dict.fromkeys(r.mode for r in results):
+        for run in ("first", "second"):
+            found = {r.hosts: r for r in results if r.mode == mode and r.run == run}
+            if len(found) < 2:
+                continue
+            per_host = [f"{found[n].seconds / n:.2f} s/host at {n}" for n in counts if n in found]
+            low, high = found[counts[0]], found[counts[-1]]
+            change = (high.seconds / high.hosts) / (low.seconds / low.hosts)
+            lines.append(
+                f"{mode} {run} run: {', '.join(per_host)} ({change:.2f}x per host from"
+                f" {low.hosts} to {high.hosts} hosts)"
+            )
+    return lines
 
 
 def ratios(results: list[Result]) -> list[str]:
@@ -341,6 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in ratios(results):
         print(line)
+    lines = growth(results)
+    if lines:
+        print()
+        for line in lines:
+            print(line)
+    largest = max(args.hosts)
+    for r in results:
+        if r.mode == "role" and r.hosts == largest and r.profile:
+            print(f"\nrole, {largest} hosts, {r.run} run: the slowest tasks (profile_tasks)")
+            for line in r.profile:
+                print(f"  {line}")
     return 0
 
 
