@@ -568,3 +568,24 @@ def test_handlers_are_notified_for_what_changed_also_when_another_item_fails(fle
     assert rc == 0, output
     assert _notified(fleet.dir / "h1") == []
     assert _recap(output)["h1"]["changed"] == 0, output
+
+
+def test_import_role_signs_and_then_ends_early(fleet, step_ca):
+    play = """
+- name: The role imported
+  hosts: h1:h2
+  gather_facts: false
+  tasks:
+    - name: Certificates
+      ansible.builtin.import_role:
+        name: mtls.rollout.certificate
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 2, output
+    requests = _requests(step_ca)
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _requests(step_ca) == requests
+    assert "Sign the batch's CSRs" not in output  # the role ended after its plan
