@@ -1,0 +1,75 @@
+"""Record where the collection mtls.rollout was loaded from (embedded scenario).
+
+For each playbook run, appends one JSON line to $MTLS_PROVENANCE_LOG with the
+collection search path, and the file or folder every mtls.rollout role, module
+and controller-side plugin came from. tests/test_embedded.py checks that all of
+them are in the throwaway install and none in the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ansible import constants as C
+from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import module_loader
+
+DOCUMENTATION = """
+name: provenance
+type: aggregate
+short_description: Record where mtls.rollout's roles, modules and plugins were loaded from
+description:
+  - Writes one JSON line per playbook run to the file named by the MTLS_PROVENANCE_LOG
+    environment variable.
+requirements:
+  - enabled with ANSIBLE_CALLBACKS_ENABLED=provenance
+"""
+
+PREFIX = "mtls.rollout."
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "provenance"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._roles: dict[str, str] = {}
+        self._modules: dict[str, str] = {}
+
+    def _record(self, task) -> None:
+        role = getattr(task, "_role", None)
+        if role is not None and role.get_name().startswith(PREFIX):
+            self._roles[role.get_name()] = role._role_path
+        action = task.resolved_action or task.action
+        if action.startswith(PREFIX) and action not in self._modules:
+            found = module_loader.find_plugin_with_context(action)
+            self._modules[action] = found.plugin_resolved_path if found.resolved else ""
+
+    def v2_playbook_on_task_start(self, task, is_conditional) -> None:
+        self._record(task)
+
+    def v2_playbook_on_handler_task_start(self, task) -> None:
+        self._record(task)
+
+    def v2_playbook_on_stats(self, stats) -> None:
+        package = sys.modules.get("ansible_collections.mtls.rollout")
+        python = sorted(
+            module.__file__
+            for name, module in list(sys.modules.items())
+            if name.startswith("ansible_collections.mtls.rollout")
+            and getattr(module, "__file__", None)
+        )
+        record = {
+            "collections_paths": list(C.COLLECTIONS_PATHS),
+            "package_paths": list(getattr(package, "__path__", [])),
+            "roles": self._roles,
+            "modules": self._modules,
+            "python": python,
+        }
+        with open(os.environ["MTLS_PROVENANCE_LOG"], "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
