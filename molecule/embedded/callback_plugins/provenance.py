@@ -8,6 +8,7 @@ them are in the throwaway install and none in the checkout.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -57,7 +58,9 @@ class CallbackModule(CallbackBase):
         self._record(task)
 
     def v2_playbook_on_stats(self, stats) -> None:
-        package = sys.modules.get("ansible_collections.mtls.rollout")
+        # Imported through the collection finder this process runs with, as the roles and
+        # plugins were: its path is where the collection resolved to.
+        package = importlib.import_module("ansible_collections.mtls.rollout")
         python = sorted(
             module.__file__
             for name, module in list(sys.modules.items())
