@@ -1,9 +1,13 @@
 """Record where the collection mtls.rollout was loaded from (embedded scenario).
 
-For each playbook run, appends one JSON line to $MTLS_PROVENANCE_LOG with the
-collection search path, and the file or folder every mtls.rollout role, module
-and controller-side plugin came from. tests/test_embedded.py checks that all of
-them are in the throwaway install and none in the checkout.
+For each playbook run (Molecule's own create and destroy playbooks, prepare, and
+the site's playbook in converge, idempotence and check), appends one JSON line
+to $MTLS_PROVENANCE_LOG with the playbook, the collection search path, and the
+file or folder every mtls.rollout role, module and filter came from. Roles are
+loaded in this process; modules and filters are used by the forked workers,
+which inherit this process's plugin loaders, so they are resolved here through
+the same loaders. tests/test_embedded.py checks that all of them are in the
+throwaway install and none in the checkout.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 
 from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import module_loader
+from ansible.plugins.loader import filter_loader, module_loader
 
 DOCUMENTATION = """
 name: provenance
@@ -29,6 +34,7 @@ requirements:
 """
 
 PREFIX = "mtls.rollout."
+NAME = re.compile(r"mtls\.rollout\.[a-z0-9_]+")
 
 
 class CallbackModule(CallbackBase):
@@ -39,8 +45,13 @@ class CallbackModule(CallbackBase):
 
     def __init__(self) -> None:
         super().__init__()
+        self._playbook = ""
         self._roles: dict[str, str] = {}
         self._modules: dict[str, str] = {}
+        self._filters: dict[str, str] = {}
+
+    def v2_playbook_on_start(self, playbook) -> None:
+        self._playbook = os.path.abspath(playbook._file_name)
 
     def _record(self, task) -> None:
         role = getattr(task, "_role", None)
@@ -50,6 +61,11 @@ class CallbackModule(CallbackBase):
         if action.startswith(PREFIX) and action not in self._modules:
             found = module_loader.find_plugin_with_context(action)
             self._modules[action] = found.plugin_resolved_path if found.resolved else ""
+        # Filters named in the task's own text (its arguments, when, loop, ...).
+        for name in set(NAME.findall(repr(task._ds))) - set(self._filters) - set(self._modules):
+            found = filter_loader.find_plugin_with_context(name)
+            if found.resolved:
+                self._filters[name] = found.plugin_resolved_path
 
     def v2_playbook_on_task_start(self, task, is_conditional) -> None:
         self._record(task)
@@ -68,10 +84,12 @@ class CallbackModule(CallbackBase):
             and getattr(module, "__file__", None)
         )
         record = {
+            "playbook": self._playbook,
             "collections_paths": list(C.COLLECTIONS_PATHS),
             "package_paths": list(getattr(package, "__path__", [])),
             "roles": self._roles,
             "modules": self._modules,
+            "filters": self._filters,
             "python": python,
         }
         with open(os.environ["MTLS_PROVENANCE_LOG"], "a", encoding="utf-8") as log:

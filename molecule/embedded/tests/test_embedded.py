@@ -104,19 +104,25 @@ def test_the_collection_comes_from_the_throwaway_install_only():
     root = install / "ansible_collections" / "mtls" / "rollout"
     checkout = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]).resolve()
     source = [checkout / "plugins", checkout / "roles"]
+    site = (Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "project" / "site.yml").resolve()
     runs = provenance()
-    # converge, idempotence and check each wrote one record.
-    assert len(runs) >= 3
-    for run in runs:
-        assert [Path(p).resolve() for p in run["collections_paths"]] == [install]
-        assert [Path(p).resolve() for p in run["package_paths"]] == [root]
+    site_runs = [run for run in runs if Path(run["playbook"]).resolve() == site]
+    # converge, idempotence and check each ran the site's playbook once.
+    assert len(site_runs) == 3
+    for run in site_runs:
         assert set(run["roles"]) == {
             "mtls.rollout.step_ca",
             "mtls.rollout.certificate",
             "mtls.rollout.nginx_mtls",
         }
         assert {"mtls.rollout.certificate_plan", "mtls.rollout.step_ca_info"} <= set(run["modules"])
-        loaded = [*run["roles"].values(), *run["modules"].values(), *run["python"]]
+        assert {"mtls.rollout.token_sans", "mtls.rollout.nginx_serial"} <= set(run["filters"])
+    # Every playbook Molecule ran, its own included, saw the throwaway install only.
+    for run in runs:
+        assert [Path(p).resolve() for p in run["collections_paths"]] == [install]
+        assert [Path(p).resolve() for p in run["package_paths"]] == [root]
+        loaded = [*run["roles"].values(), *run["modules"].values(), *run["filters"].values()]
+        loaded += run["python"]
         for path in map(Path, loaded):
             resolved = path.resolve()
             assert not any(resolved.is_relative_to(s) for s in source), f"{path} is the checkout's"
