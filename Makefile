@@ -78,7 +78,7 @@ endif
 image: engine ## Build the Debian 12 systemd base image for the test containers (cached)
 
 .PHONY: lint
-lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity, galaxy-importer
+lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff, Python 3.8 check of plugins/, sanity, galaxy-importer, docs, EE
 	yamllint --strict .
 	@mkdir -p build && touch build/.lint-start
 	ansible-lint
@@ -86,6 +86,19 @@ lint: venv sanity importer ## yamllint, ansible-lint (production profile), ruff,
 	ruff check .
 	ruff format --check .
 	python tests/check_managed_python.py plugins
+	python scripts/docs.py --check
+	ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false antsibull-docs lint-collection-docs --plugin-docs \
+	  --validate-collection-refs dependent --disallow-unknown-collection-refs .
+	@echo "antsibull-docs lint-collection-docs: no problems"
+	tests/check-ee.sh
+
+.PHONY: docs
+docs: venv ## Regenerate docs/reference/ and the roles' README variable tables from argument_specs and DOCUMENTATION
+	python scripts/docs.py
+
+.PHONY: ee
+ee: venv ## Execution environment build context for AWX/AAP in build/ee/context (docs/awx.md)
+	tests/check-ee.sh
 
 .PHONY: sanity
 sanity: venv ## Every ansible-test sanity test (compile and import on each installed managed-host Python)

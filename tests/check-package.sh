@@ -17,6 +17,8 @@ fail=0
 forbidden='(^|/)(tests|molecule|inventories|build|bench|scripts|\.venv|\.run|\.cache|\.ansible|__pycache__|\.pytest_cache|\.ruff_cache|\.git)(/|$)'
 forbidden+='|\.pyc$|\.retry$|\.tar\.gz$|(^|/)molecule\.ya?ml$|(^|/)ansible\.cfg$|(^|/)\.plugin-cache\.yaml$'
 forbidden+='|(^|/)importer_result\.json$|(^|/)(Makefile|requirements-dev\.txt|pyproject\.toml)$'
+# The project's own execution environment; meta/execution-environment.yml is the collection's.
+forbidden+='|^execution-environment\.yml$'
 listing=$(tar -tzf "$tarball")
 if bad=$(grep -E "$forbidden" <<<"$listing"); then
   echo "package: $(basename "$tarball") holds files that are not for users:" >&2
@@ -24,7 +26,8 @@ if bad=$(grep -E "$forbidden" <<<"$listing"); then
   printf '  %s\n' "${lines[@]}" >&2
   fail=1
 fi
-for required in MANIFEST.json FILES.json meta/runtime.yml README.md LICENSE CHANGELOG.md; do
+for required in MANIFEST.json FILES.json meta/runtime.yml README.md LICENSE CHANGELOG.md \
+  requirements.txt meta/execution-environment.yml; do
   if ! grep -qx "$required" <<<"$listing"; then
     echo "package: $(basename "$tarball") lacks $required" >&2
     fail=1
