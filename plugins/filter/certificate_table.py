@@ -16,7 +16,7 @@ description:
     C(mtls.rollout.revoke) takes).
   - Rows are sorted by C(not_after), soonest first; certificates without a known expiry (missing
     or unreadable) come first. After the table, one line per certificate whose status is not
-    C(ok) says why.
+    C(ok) says why (for C(revoked), that its serial is on the revocation list).
   - The C(mtls.rollout.report) playbook prints it.
 options:
   _input:

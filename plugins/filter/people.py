@@ -20,9 +20,9 @@ description:
     in C(<folder>/<id>.key), C(.crt) and C(.p12).
   - C(id) defaults to the name in lower case with accents dropped and every run of other
     characters turned into one dash (C(John Doe) is C(john-doe), C(Zoë Müller) C(zoe-muller)).
-  - Fails, naming the entry, for unknown keys, a missing name or email (every person needs one: it
-    is the SAN; without SANs step-ca would copy the name into a DNS name), a bad id, key type or
-    key size, and for two people with the same id or the same name.
+  - Fails, naming the entry, for unknown keys, a missing name or email (every person needs one, it
+    is the SAN, and without SANs step-ca would copy the name into a DNS name), a bad id, key type
+    or key size, and for two people with the same id or the same name.
   - The result holds no passphrase (only C(has_passphrase)); tasks read it from C(mtls_people)
     by position, with C(no_log).
 options:

@@ -16,9 +16,9 @@ description:
     of digits, no leading zero octet, quoted), and optionally C(subject), C(reason), C(reason_code),
     C(revoked_at), C(not_after), C(host), C(item) and C(comment).
   - An empty text (no file yet) gives an empty list. Anything else that is not such a list fails,
-    naming the entry and the problem, so that a typo never silently lets a revoked certificate in:
-    unknown keys, a serial in another form (a decimal number, colons, lower case), or two entries
-    for one serial.
+    naming the entry and the problem, so that a typo never silently lets a revoked certificate in.
+    So are unknown keys, a serial in another form (a decimal number, colons, lower case), and two
+    entries for one serial.
   - M(mtls.rollout.revocation_merge) is the writer of the same format.
 options:
   _input:

@@ -23,7 +23,7 @@ description:
     answer are errors that name what is known instead.
 options:
   _input:
-    description: C({host: certificate_report result}) for the hosts that were read.
+    description: Each host that was read, mapped to its M(mtls.rollout.certificate_report) result.
     type: dict
     required: true
   serials:

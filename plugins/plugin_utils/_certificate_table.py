@@ -59,8 +59,15 @@ def certificate_table(entries: Any) -> list[str]:
     if problems:
         lines.append("")
         for entry in problems:
-            lines.append(
-                f"{entry.get('host')} {entry.get('name')}: {entry.get('status')}:"
-                f" {entry.get('reason') or 'revoked'}"
-            )
+            lines.append(f"{entry.get('host')} {entry.get('name')}: {_why(entry)}")
     return lines
+
+
+def _why(entry: dict[str, Any]) -> str:
+    status = entry.get("status")
+    if status == "revoked":
+        why = "revoked: its serial is on the revocation list"
+        if entry.get("needs_signing"):
+            why += f"; {entry.get('reason')}"
+        return why
+    return f"{status}: {entry.get('reason')}"

@@ -342,6 +342,16 @@ def test_the_table_is_sorted_by_expiry_with_unknown_expiry_first():
     assert len(lines) == 8
 
 
+def test_a_revoked_certificate_says_so_and_why_it_needs_signing_too():
+    revoked = _row("client", "old", "2027-01-01T00:00:00Z", 1, 30, status="revoked")
+    lines = certificate_table([revoked])
+    assert lines[-1] == "client old: revoked: its serial is on the revocation list"
+    lines = certificate_table([dict(revoked, needs_signing=True, reason="SANs differ: +DNS:x")])
+    assert lines[-1] == (
+        "client old: revoked: its serial is on the revocation list; SANs differ: +DNS:x"
+    )
+
+
 def test_an_empty_fleet():
     assert certificate_table([])[1] == "(no certificates)"
 
