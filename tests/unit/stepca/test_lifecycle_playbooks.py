@@ -123,7 +123,9 @@ def lifecycle(step_ca, tmp_path_factory):
     }
     (base / "inventory.json").write_text(json.dumps(inventory))
 
-    def run(playbook: str, extra: dict | None = None, check: bool = False) -> tuple[int, str]:
+    def run(
+        playbook: str, extra: dict | None = None, check: bool = False, limit: str | None = None
+    ) -> tuple[int, str]:
         (base / "extra.json").write_text(json.dumps(extra or {}))
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0")
         env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / "build" / "collections")
@@ -136,6 +138,7 @@ def lifecycle(step_ca, tmp_path_factory):
                 f"@{base / 'extra.json'}",
                 f"mtls.rollout.{playbook}",
                 *(["--check", "--diff"] if check else []),
+                *(["--limit", limit] if limit else []),
             ],
             cwd=REPO,
             env=env,
@@ -348,6 +351,15 @@ def test_revoke_refuses_what_it_cannot_find_and_changes_nothing(lifecycle, extra
     rc, output = lifecycle("revoke", extra)
     assert rc != 0, output
     assert message in _flat(output), output
+    assert (path.read_bytes() if path.exists() else None) == before
+
+
+def test_revoke_refuses_a_limit(lifecycle):
+    path = lifecycle.dir / "revoked-certificates.yml"
+    before = path.read_bytes() if path.exists() else None
+    rc, output = lifecycle("revoke", {"revoke_host": "c1", "revoke_item": "worker"}, limit="c1")
+    assert rc != 0
+    assert "Run mtls.rollout.revoke without --limit (c1)" in _flat(output)
     assert (path.read_bytes() if path.exists() else None) == before
 
 
