@@ -120,10 +120,17 @@ def test_the_bundle_refuses_a_wrong_passphrase(client):
 def test_curl_with_the_certificate_and_key_from_the_bundle_gets_200(client, server):
     work = client.check_output("mktemp -d")
     try:
-        assert _pkcs12(client, f"-clcerts -nokeys -out {work}/john.crt", PASSPHRASE).rc == 0
+        # Leaf first, then the intermediate: NGINX trusts the root only, so the client
+        # must send the intermediate too.
+        assert _pkcs12(client, f"-clcerts -nokeys -out {work}/leaf.crt", PASSPHRASE).rc == 0
+        assert _pkcs12(client, f"-cacerts -nokeys -out {work}/chain.crt", PASSPHRASE).rc == 0
         assert _pkcs12(client, f"-nocerts -nodes -out {work}/john.key", PASSPHRASE).rc == 0
+        client.check_output(f"cat {work}/leaf.crt {work}/chain.crt > {work}/john.crt")
         subject = client.check_output(f"openssl x509 -in {work}/john.crt -noout -subject")
         assert subject == "subject=CN = John Doe"
+        # The leaf alone is refused (400): the test would pass for the wrong reason otherwise.
+        leaf_only = ["--cacert", BUNDLE, "--cert", f"{work}/leaf.crt", "--key", f"{work}/john.key"]
+        assert curl_status(client, f"https://{server}/", *leaf_only) == "400"
         args = ["--cacert", BUNDLE, "--cert", f"{work}/john.crt", "--key", f"{work}/john.key"]
         assert curl_status(client, f"https://{server}/", *args) == "200"
     finally:
