@@ -233,13 +233,16 @@ def test_people_are_issued_on_the_people_host_only_with_bundles(lifecycle):
         assert len(chain) == 1  # the intermediate
         with pytest.raises(ValueError):
             pkcs12.load_key_and_certificates(bundle.read_bytes(), b"not the passphrase")
-    assert "Zoë Müller: " in lifecycle.issue_output
+    bundle = f"Zoë Müller: bundle {people}/zoe-muller.p12 written ({people}/zoe-muller.p12 does"
+    assert bundle in _flat(lifecycle.issue_output)
 
 
 def test_people_second_run_changes_nothing(lifecycle):
     rc, output = lifecycle("people")
     assert rc == 0, output
     assert set(_changed(output).values()) == {0}, output
+    said = f"Ann Example: bundle {lifecycle.dir}/c2/people/ann-example.p12 up to date"
+    assert said in _flat(output)
 
 
 def test_people_without_passphrase_or_host_fail_clearly(lifecycle):
@@ -466,3 +469,20 @@ def test_report_lists_every_certificate_by_expiry_and_writes_a_textfile(lifecycl
     rc, output = lifecycle("report", {"report_textfile": True})
     assert rc == 0, output
     assert set(_changed(output).values()) == {0}, output
+
+
+def test_report_with_a_failing_host_reports_the_others(lifecycle):
+    """c1's textfile folder is gone: c1 fails with the reason, c2 is reported."""
+    folder = lifecycle.dir / "c1" / "textfile"
+    moved = lifecycle.dir / "c1" / "textfile.away"
+    folder.rename(moved)
+    try:
+        rc, output = lifecycle("report", {"report_textfile": True})
+    finally:
+        moved.rename(folder)
+    assert rc != 0
+    flat = _flat(output)
+    assert f"cannot write {folder}/mtls_certificates.prom: folder {folder} does not exist" in flat
+    hosts = {row[3] for row in _report_rows(output)}
+    assert hosts == {"c2"}
+    assert "Not reported (unreachable, failed, or without certificates): c1" in flat
