@@ -26,7 +26,6 @@ DEFAULT_CERTIFICATE_DIR = "/etc/ssl/mtls"
 DEFAULT_RENEW_BEFORE = "0.33"
 DEFAULT_PROFILE = "server"
 
-STATUSES = ("missing", "unreadable", "invalid", "expired", "revoked", "renew", "ok")
 
 
 class ReportError(Exception):
