@@ -31,7 +31,7 @@ Certificates
     :func:`load_certificate`, :func:`load_certificates`, :func:`not_valid_before`,
     :func:`not_valid_after`, :func:`is_issued_by`, :func:`verify_signature`,
     :func:`chains_to`, :func:`certificate_fingerprint`, :func:`certificate_facts`,
-    :func:`serial_hex`, :func:`parse_serial`.
+    :func:`serial_hex`, :func:`parse_serial`, :func:`read_serial_hex`.
 Renewal
     :func:`parse_duration`, :func:`format_duration`, :class:`RenewBefore`,
     :class:`Desired`, :func:`evaluate_certificate` -> :class:`Verdict`.
@@ -1075,6 +1075,26 @@ def parse_serial(value: Any) -> int:
             f"serial must be a positive number of at most 20 octets (RFC 5280), got {number}"
         )
     return number
+
+
+def read_serial_hex(value: Any) -> int:
+    """A serial written by :func:`serial_hex` (NGINX's ``$ssl_client_serial``): its inverse.
+
+    For files and arguments that hold serials in the collection's one written form, where
+    ``"1234"`` is hex (unlike :func:`parse_serial`, which reads a string of digits as
+    decimal). Only exactly that form is accepted: upper-case hex, an even number of digits,
+    no leading zero octet, no prefix or separators. Raises :class:`CryptoError`.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text and not text.lower().startswith("0x") and _SERIAL_HEX.match(text.lower()):
+            number = parse_serial("0x" + text)
+            if serial_hex(number) == text:
+                return number
+    raise CryptoError(
+        "serial must be written as NGINX shows $ssl_client_serial: upper-case hex with an even"
+        f' number of digits and no leading zero octet, in quotes (e.g. "04D2"), got {value!r}'
+    )
 
 
 def certificate_facts(cert: x509.Certificate, now: datetime | None = None) -> dict[str, Any]:

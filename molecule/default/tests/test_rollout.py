@@ -7,6 +7,8 @@ from conftest import curl_status, json_of, openssl_text
 
 CERT_DIR = "/etc/ssl/mtls"
 BUNDLE = f"{CERT_DIR}/ca-bundle.pem"
+# John Doe is a person (mtls_people): his files are in the people folder of the client.
+JOHN = f"{CERT_DIR}/people/john-doe"
 
 
 @pytest.fixture
@@ -61,19 +63,17 @@ def test_ca_json_holds_no_password_and_keys_are_encrypted(ca):
         assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
 
 
-@pytest.mark.parametrize(("name", "host"), [("john", "client"), ("web", "web")])
-def test_certificate_chains_to_the_root(container, name, host):
+@pytest.mark.parametrize(("stem", "host"), [(JOHN, "client"), (f"{CERT_DIR}/web", "web")])
+def test_certificate_chains_to_the_root(container, stem, host):
     target = container(host)
-    result = target.run(
-        f"openssl verify -CAfile {BUNDLE} -untrusted {CERT_DIR}/{name}.crt {CERT_DIR}/{name}.crt"
-    )
+    result = target.run(f"openssl verify -CAfile {BUNDLE} -untrusted {stem}.crt {stem}.crt")
     assert result.rc == 0, result.stderr
     assert result.stdout.strip().endswith(": OK")
 
 
-@pytest.mark.parametrize(("name", "host"), [("john", "client"), ("web", "web")])
-def test_private_key_is_0600(container, name, host):
-    key = container(host).file(f"{CERT_DIR}/{name}.key")
+@pytest.mark.parametrize(("stem", "host"), [(JOHN, "client"), (f"{CERT_DIR}/web", "web")])
+def test_private_key_is_0600(container, stem, host):
+    key = container(host).file(f"{stem}.key")
     assert key.mode == 0o600
     assert key.user == "root"
 
@@ -95,7 +95,7 @@ def test_no_staged_key_is_left_and_every_key_matches_its_certificate(container, 
 
 
 def test_client_certificate_is_the_worked_example(client):
-    text = openssl_text(client, f"{CERT_DIR}/john.crt")
+    text = openssl_text(client, f"{JOHN}.crt")
     assert "Subject: CN = John Doe" in text
     assert "email:john.doe@example.com" in text
     assert "Public-Key: (2048 bit)" in text
@@ -115,14 +115,26 @@ def test_client_without_certificate_gets_403(client):
 
 
 def test_client_with_its_certificate_gets_200(client):
-    args = ["--cacert", BUNDLE, "--cert", f"{CERT_DIR}/john.crt", "--key", f"{CERT_DIR}/john.key"]
+    args = ["--cacert", BUNDLE, "--cert", f"{JOHN}.crt", "--key", f"{JOHN}.key"]
     assert curl_status(client, "https://web/", *args) == "200"
+
+
+def test_john_doe_has_a_bundle_for_his_browser(client):
+    bundle = client.file(f"{JOHN}.p12")
+    assert bundle.mode == 0o600
+    result = client.run(
+        "P12_PASS=demo-only-john-doe-bundle-passphrase"
+        f" openssl pkcs12 -in {JOHN}.p12 -nokeys -clcerts -passin env:P12_PASS"
+        " | openssl x509 -noout -subject"
+    )
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() == "subject=CN = John Doe"
 
 
 def test_page_greets_the_verified_client_by_subject(client):
     page = client.check_output(
-        f"curl --silent --show-error --cacert {BUNDLE} --cert {CERT_DIR}/john.crt "
-        f"--key {CERT_DIR}/john.key https://web/"
+        f"curl --silent --show-error --cacert {BUNDLE} --cert {JOHN}.crt "
+        f"--key {JOHN}.key https://web/"
     )
     assert page == "Hello, CN=John Doe"
 

@@ -91,14 +91,22 @@ def test_registered_under_its_name():
 
 
 def test_the_roles_list_has_each_serial_once(tmp_path):
-    """Two spellings of one serial give one map key (NGINX refuses a duplicate key).
+    """Two spellings of one serial give one map key (NGINX refuses a duplicate key), also
+    when the serial is on the revocation list too.
 
     The role's own expression from vars/main.yml, evaluated by Ansible with the
     collection on its path.
     """
     serials = [1234, "04:d2", "0x4D2", "abc", 4242]
+    listed = {
+        "path": "/inv/revoked-certificates.yml",
+        "exists": True,
+        "entries": [{"serial": "04D2"}, {"serial": "BEEF"}],
+    }
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"nginx_mtls_revoked_serials": serials}))
+    extra.write_text(
+        json.dumps({"nginx_mtls_revoked_serials": serials, "nginx_mtls_revocation_list": listed})
+    )
     env = {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(REPO / "build" / "collections"),
@@ -124,4 +132,5 @@ def test_the_roles_list_has_each_serial_once(tmp_path):
         timeout=120,
     )
     task = json.loads(result.stdout)["plays"][0]["tasks"][0]
-    assert task["hosts"]["localhost"]["__nginx_mtls_revoked_serials"] == ["04D2", "0ABC", "1092"]
+    expected = ["04D2", "0ABC", "1092", "BEEF"]
+    assert task["hosts"]["localhost"]["__nginx_mtls_revoked_serials"] == expected
