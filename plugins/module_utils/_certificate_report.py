@@ -27,7 +27,6 @@ DEFAULT_RENEW_BEFORE = "0.33"
 DEFAULT_PROFILE = "server"
 
 
-
 class ReportError(Exception):
     """Bad module input; the message says which."""
 
