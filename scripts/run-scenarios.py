@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to mtls.rollout
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run `molecule test` for several scenarios, in up to --jobs lanes at once.
@@ -77,7 +76,7 @@ def main() -> int:
                     sys.stdout.write(path.read_text(errors="replace"))
                 say(f"{scenario} FAILED after {seconds:.0f} s")
 
-    threads = [threading.Thread(target=lane) for _ in range(jobs)]
+    threads = [threading.Thread(target=lane) for _lane in range(jobs)]
     for thread in threads:
         thread.start()
     for thread in threads:
