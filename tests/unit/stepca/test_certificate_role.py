@@ -343,29 +343,35 @@ def test_each_signing_group_uses_its_own_hosts_password(fleet, step_ca):
     assert CLIENTS_PASSWORD not in output and SERVERS_PASSWORD not in output
 
 
-def test_hosts_of_one_group_that_disagree_on_the_password_are_refused_by_name(fleet, step_ca):
+def test_hosts_of_one_group_with_other_settings_are_signed_apart_and_fail_alone(fleet, step_ca):
+    """h2 has a wrong password and h3 other workers than h1: each set of hosts with the same
+    settings is signed by one of its own hosts with those settings, so h1 and h3 get their
+    certificates and only h2 fails, with the reason, and no other host's name or password."""
     wrong = "a-wrong-password-of-h2"
     vars_block = """\
     certificate_ca_provisioner_password: >-
       {{ __wrong if inventory_hostname == 'h2' else __servers }}
+    certificate_sign_workers: "{{ 4 if inventory_hostname == 'h3' else 8 }}"
 """
     before = _signs(step_ca)
     rc, output = fleet(
-        _password_play("h1:h2", vars_block), {"__servers": SERVERS_PASSWORD, "__wrong": wrong}
+        _password_play("h1:h2:h3", vars_block), {"__servers": SERVERS_PASSWORD, "__wrong": wrong}
     )
     assert rc != 0, output
     recap = _recap(output)
-    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 1, output
-    assert _signs(step_ca) == before, output
-    flat = " ".join(output.split())
-    assert (
-        "hosts h1, h2 are signed together by provisioner 'servers' of"
-        f" {step_ca.url} (signer localhost) but do not agree on the provisioner password"
-    ) in flat, output
+    assert recap["h1"]["failed"] == 0 and recap["h3"]["failed"] == 0, output
+    assert recap["h2"]["failed"] == 1, output
+    assert _signs(step_ca) - before == 2, output
+    for host in ("h1", "h3"):
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+    assert not (fleet.dir / "h2" / "server.crt").exists()
+    assert output.count("fatal: [") == 1, output
+    after = output.split("fatal: [h2]", 1)[1]
+    failure = " ".join(re.search(r"msg: '((?:[^']|'')*)'", after, re.S).group(1).split())
+    assert "server: step-ca did not sign it: wrong password for provisioner" in failure, output
+    assert "h1" not in failure and "h3" not in failure, failure
     assert wrong not in output and SERVERS_PASSWORD not in output
     assert "hmac" not in output
-    for host in ("h1", "h2"):
-        assert not (fleet.dir / host / "server.crt").exists()
 
 
 def test_ca_settings_and_password_come_from_module_defaults(fleet, step_ca):
