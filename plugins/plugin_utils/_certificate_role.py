@@ -239,6 +239,25 @@ def fill_items(
     return items
 
 
+def facts_problem(host: str, fact_names: Iterable[str]) -> str | None:
+    """Why ``host`` may not run the role, when its facts set the role's variables.
+
+    Facts outrank inventory variables, and a host reports its facts itself: one that sets
+    ``certificate_items`` (or the CA, the provisioners, the signer) would choose its own
+    certificates. Every variable of the role starts with ``certificate_``.
+    """
+    found = sorted(name for name in fact_names if name.startswith("certificate_"))
+    if not found:
+        return None
+    return (
+        f"The facts of {host} set {', '.join(found)}: facts come from the host itself and"
+        " outrank the inventory, so a host could choose its own certificates. Nothing was"
+        " done on this host. Set the role's variables in the inventory or the play (a"
+        " set_fact without cacheable: true is fine), and remove the host's fact cache"
+        " entries if it has any."
+    )
+
+
 # ----------------------------------------------------------------------------- CA settings
 
 

@@ -552,3 +552,11 @@ def test_planned_items_drop_the_hosts_own_request():
     (entry,) = role.planned_items(items, planned)
     assert "request" not in entry and entry["cert_path"] == "/etc/ssl/mtls/a.crt"
     assert "request" in planned[0]  # the module's result itself is left as it was
+
+
+def test_facts_that_set_the_roles_variables_are_named_and_others_are_not():
+    assert role.facts_problem("h1", ["ansible_fqdn", "services", "packages"]) is None
+    message = role.facts_problem("h1", ["ansible_fqdn", "certificate_signer", "certificate_items"])
+    assert message.startswith(
+        "The facts of h1 set certificate_items, certificate_signer: facts come from the host"
+    )

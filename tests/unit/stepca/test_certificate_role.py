@@ -306,6 +306,65 @@ def test_a_host_that_forges_its_signing_request_gets_no_other_name(fleet, step_c
         assert not (fleet.dir / host / "server.crt").exists()
 
 
+# A compromised host also controls the facts it reports, and facts outrank inventory
+# variables: this stand-in for its Python adds certificate_items to what setup gathers.
+FACTS_PYTHON = """\
+import json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+if "ansible_facts" in result:
+    result["ansible_facts"]["certificate_items"] = [
+        {{"name": "server", "common_name": "bank.example.com",
+          "subject_alt_names": ["DNS:bank.example.com"]}}
+    ]
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_host_whose_facts_set_its_certificates_is_refused_and_the_others_signed(fleet, step_ca):
+    forger = fleet.dir / "facts-python"
+    forger.write_text(f"#!{sys.executable}\n" + FACTS_PYTHON.format(python=sys.executable))
+    forger.chmod(0o755)
+    inventory = json.loads((fleet.dir / "inventory.json").read_text())
+    inventory["all"]["hosts"]["h1"]["ansible_python_interpreter"] = str(forger)
+    (fleet.dir / "inventory.json").write_text(json.dumps(inventory))
+    play = """
+- name: Certificates, with facts gathered (as site.yml does)
+  hosts: h1:h2
+  gather_facts: true
+  pre_tasks:
+    - name: The play's own set_fact is not a host's fact
+      ansible.builtin.set_fact:
+        certificate_items:
+          - name: server
+            common_name: h2.example.test
+            subject_alt_names: [DNS:h2.example.test, DNS:www.h2.example.test]
+      when: inventory_hostname == 'h2'
+  roles:
+    - role: mtls.rollout.certificate
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc != 0, output
+    recap = _recap(output)
+    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 0, output
+    assert _signs(step_ca) - before == 1, output
+    assert "The facts of h1 set certificate_items" in " ".join(output.split()), output
+    assert not (fleet.dir / "h1").exists()
+    sans = _leaf(fleet.dir / "h2").extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert sans.value.get_values_for_type(x509.DNSName) == [
+        "h2.example.test",
+        "www.h2.example.test",
+    ]
+
+
 def _password_play(hosts: str, vars_block: str) -> str:
     return f"""
 - name: Certificates
