@@ -365,6 +365,56 @@ def test_a_host_whose_facts_set_its_certificates_is_refused_and_the_others_signe
     ]
 
 
+# A compromised host sends a CSR that the controller's CSR parser cannot read: its public
+# key's algorithm is an unknown OID (the CSR is otherwise made from the host's own key).
+UNREADABLE_CSR_PYTHON = """\
+import base64, json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+for item in result.get("items", []):
+    if "request" in item:
+        pem = item["request"]["csr"]
+        body = "".join(line for line in pem.splitlines() if "-----" not in line)
+        der = base64.b64decode(body).replace(
+            bytes.fromhex("06072a8648ce3d0201"), bytes.fromhex("06072a8648ce3d0209")
+        )
+        item["request"]["csr"] = (
+            "-----BEGIN CERTIFICATE REQUEST-----\\n"
+            + base64.encodebytes(der).decode()
+            + "-----END CERTIFICATE REQUEST-----\\n"
+        )
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_csr_the_controller_cannot_read_fails_its_host_only(fleet, step_ca):
+    forger = fleet.dir / "unreadable-csr-python"
+    forger.write_text(f"#!{sys.executable}\n" + UNREADABLE_CSR_PYTHON.format(python=sys.executable))
+    forger.chmod(0o755)
+    inventory = json.loads((fleet.dir / "inventory.json").read_text())
+    inventory["all"]["hosts"]["h2"]["ansible_python_interpreter"] = str(forger)
+    (fleet.dir / "inventory.json").write_text(json.dumps(inventory))
+    before = _signs(step_ca)
+    rc, output = fleet(PLAY.format(hosts="h1:h2:h3", serial="", when=""))
+    assert rc != 0, output
+    recap = _recap(output)
+    assert [recap[host]["failed"] for host in HOSTS] == [0, 1, 0], output
+    assert _signs(step_ca) - before == 2, output
+    assert "server: step-ca did not sign it: the CSR cannot be read" in " ".join(output.split()), (
+        output
+    )
+    for host in ("h1", "h3"):
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+    assert not (fleet.dir / "h2" / "server.crt").exists()
+
+
 def _password_play(hosts: str, vars_block: str) -> str:
     return f"""
 - name: Certificates
