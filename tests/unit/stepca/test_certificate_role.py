@@ -685,6 +685,41 @@ def test_handlers_are_notified_for_what_changed_also_when_another_item_fails(fle
     assert _recap(output)["h1"]["changed"] == 0, output
 
 
+# A compromised host claims, in certificate_install's result, to have changed a
+# certificate that was not even signed for it this run.
+CLAIMING_PYTHON = """\
+import json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+if "changed_items" in result:
+    result["changed_items"].append("other")
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_host_claiming_an_unsigned_certificate_changed_is_not_believed(fleet, step_ca):
+    rc, output = fleet(HANDLERS_PLAY, {"__other_duration": "2h"})
+    assert rc == 0, output
+    (fleet.dir / "h1" / "notified").unlink()
+    (fleet.dir / "h1" / "server.crt").unlink()
+    claimer = fleet.dir / "claiming-python"
+    claimer.write_text(f"#!{sys.executable}\n" + CLAIMING_PYTHON.format(python=sys.executable))
+    claimer.chmod(0o755)
+    rc, output = fleet(
+        HANDLERS_PLAY, {"__other_duration": "2h", "ansible_python_interpreter": str(claimer)}
+    )
+    assert rc == 0, output
+    assert "changed_items: - server msg:" in " ".join(output.split()), output
+    assert sorted(_notified(fleet.dir / "h1")) == ["fleet", "server"]
+
+
 def test_import_role_signs_and_then_ends_early(fleet, step_ca):
     play = """
 - name: The role imported
