@@ -75,7 +75,9 @@ class ActionModule(ActionBase):
                         for entry in issued
                     ]
                 }
-        changed_items = list(installed.get("changed_items") or [])
+        # The host's word, bounded by what it was given: it cannot have changed the others.
+        given = {entry["name"] for entry in issued}
+        changed_items = [name for name in installed.get("changed_items") or [] if name in given]
         failures = role.failures(outcomes, installed)
         result.update(
             changed=bool(changed_items),

@@ -39,7 +39,10 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         check_mode = bool(self._task.check_mode)
 
-        problem = runtime.strategy_problem(self._task)
+        problem = runtime.strategy_problem(self._task) or role.facts_problem(
+            str(task_vars.get("inventory_hostname")),
+            runtime.fact_names(task_vars, str(task_vars.get("inventory_hostname"))),
+        )
         if problem:
             return dict(result, failed=True, msg=problem)
         try:

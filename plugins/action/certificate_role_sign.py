@@ -40,14 +40,18 @@ class ActionModule(ActionBase):
         batch = list(task_vars.get("ansible_play_batch") or [host])
         if host not in batch:
             batch.append(host)
-        leaders = {group: role.leader(batch, group, lookup) for group in role.groups_of(requests)}
+        own = plan.get("settings") or {}
+        leaders = {
+            group: role.leader(batch, group, own.get(group), lookup)
+            for group in role.groups_of(requests)
+        }
         led = [group for group, lead in leaders.items() if lead == host]
         result.update(leaders=leaders, led=led)
         if not led:
             return result
 
         outcomes: role.OutcomeMap = {}
-        grouped = role.members(batch, led, lookup)
+        grouped = role.members(batch, {group: own.get(group) for group in led}, lookup)
         defaults = runtime.step_ca_defaults(self._task, self._templar)
         passwords = self._templar.template(task_vars.get(role.PASSWORDS_VAR))
         password = self._templar.template(task_vars.get(role.PASSWORD_VAR))

@@ -342,6 +342,10 @@ def make_plan(
     pem = b"".join(_crypto_pem(cert) for cert in anchors)
     certificate_dir = os.path.abspath(certificate_dir)
     bundle_path = os.path.abspath(bundle_path)
+    for item in items:
+        # Both would be written on every run, each over the other (a key over the bundle).
+        if bundle_path in (item.key_path, item.staged_key_path, item.cert_path):
+            raise PlanError(f"item {item.name}: {bundle_path} is also the trust bundle")
     dir_exists = os.path.isdir(certificate_dir)
     if os.path.exists(certificate_dir) and not dir_exists:
         raise PlanError(f"{certificate_dir} exists but is not a folder")

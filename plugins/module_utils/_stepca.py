@@ -415,7 +415,7 @@ class StepCAClient:
         kept = getattr(self._kept, "conn", None) if keep else None
         if kept is not None:
             sock = kept.sock
-            if sock is not None and not select.select([sock], [], [], 0)[0]:
+            if sock is not None and not _closed_by_peer(sock):
                 return kept
             kept.close()
         conn = self._new_connection(context)
@@ -719,6 +719,17 @@ def _error_message(raw: bytes, reason: str) -> str:
     if not message:
         message = raw.decode("utf-8", "replace").strip()[:300] or reason or "no details"
     return str(message)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether a kept connection's socket reads as ready (the CA closed it, or sent what no
+    request asked for): then it must not carry another request. ``poll``, not ``select``,
+    which cannot watch a descriptor of 1024 or more (a busy controller has those)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def _https_proxy(host: str) -> tuple[str, int] | None:

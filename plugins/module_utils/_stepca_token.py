@@ -217,11 +217,18 @@ def authorise(request: SignRequest, key: ProvisionerKey | None = None) -> Author
         csr = x509.load_pem_x509_csr(request.csr.encode())
     except (ValueError, AttributeError) as exc:
         raise TokenError("not a PEM certificate signing request") from exc
-    if not csr.is_signature_valid:
-        raise TokenError("the CSR's signature does not verify")
-    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(cns[0].value) if cns else ""
-    csr_sans = _crypto.sans_of(csr.extensions)
+    # The CSR comes from a managed host: whatever in it cannot be read fails this request
+    # only, never the batch (cryptography parses lazily, and raises more than ValueError).
+    try:
+        if not csr.is_signature_valid:
+            raise TokenError("the CSR's signature does not verify")
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(cns[0].value) if cns else ""
+        csr_sans = _crypto.sans_of(csr.extensions)
+    except TokenError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parse error of untrusted input
+        raise TokenError(f"the CSR cannot be read: {exc.__class__.__name__}: {exc}") from None
     subject = request.subject or common_name
     try:
         if request.sans is None:

@@ -18,13 +18,13 @@ description:
     it reads the plan results the hosts registered as C(__certificate_plan).
   - A host that needs nothing signed returns at once (skipped).
   - For each signing group (signer, CA URL, root fingerprint, provisioner) of the current
-    C(serial) batch (C(ansible_play_batch)), the first host with requests in it signs the
-    whole group - only plans made by the same task count, so a host the role skipped, or
-    one that ran it in an earlier C(include_role), does not.
-  - That host checks that every host of the group gave the same settings key (password,
-    workers, timeout, retries), refuses the group with a message naming the hosts when they
-    differ, and otherwise executes M(mtls.rollout.step_ca_sign) once for the group on its
-    signer, with its own password. Results are per item.
+    C(serial) batch (C(ansible_play_batch)), the first host with requests in it and the same
+    settings key for it (password, workers, timeout, retries) signs the group's hosts that
+    have that settings key - only plans made by the same task count, so a host the role
+    skipped, or one that ran it in an earlier C(include_role), does not. Hosts of a group
+    with other settings are signed apart, by one of their own.
+  - That host executes M(mtls.rollout.step_ca_sign) once for them on its signer, with its
+    own password. Results are per item.
   - Run it with C(no_log), since the password passes through it to M(mtls.rollout.step_ca_sign).
 author:
   - mtls.rollout maintainers (!UNKNOWN)

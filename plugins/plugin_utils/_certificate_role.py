@@ -14,11 +14,12 @@ so that it is tested without Ansible:
   the inventory;
 * **groups**: requests are signed per (signer, CA URL, root fingerprint, provisioner). Each
   host states, per group, its *settings key* (workers, timeout, retries and an HMAC of its
-  provisioner password under a per-run key: never the password); :func:`disagreement`
-  refuses a group whose hosts disagree, naming them;
-* **leaders**: the first host of ``ansible_play_batch`` with a request in a group signs
-  the group (:func:`leader`). Plans are told apart by a run token (the plan task's uuid),
-  so a host that skipped the role, or ran it in an earlier ``include_role``, never counts;
+  provisioner password under a per-run key: never the password); hosts of a group whose
+  settings differ are signed apart, each set with its own settings;
+* **leaders**: the first host of ``ansible_play_batch`` with a request in a group and the
+  same settings for it signs those hosts' requests of the group (:func:`leader`). Plans
+  are told apart by a run token (the plan task's uuid), so a host that skipped the role,
+  or ran it in an earlier ``include_role``, never counts;
 * **outcomes**: the leader's per-item results go back to each host (:func:`distribute`,
   :func:`outcomes_for`), which installs what was issued and fails with the CA's reasons.
 
@@ -236,6 +237,25 @@ def fill_items(
             )
         )
     return items
+
+
+def facts_problem(host: str, fact_names: Iterable[str]) -> str | None:
+    """Why ``host`` may not run the role, when its facts set the role's variables.
+
+    Facts outrank inventory variables, and a host reports its facts itself: one that sets
+    ``certificate_items`` (or the CA, the provisioners, the signer) would choose its own
+    certificates. Every variable of the role starts with ``certificate_``.
+    """
+    found = sorted(name for name in fact_names if name.startswith("certificate_"))
+    if not found:
+        return None
+    return (
+        f"The facts of {host} set {', '.join(found)}: facts come from the host itself and"
+        " outrank the inventory, so a host could choose its own certificates. Nothing was"
+        " done on this host. Set the role's variables in the inventory or the play (a"
+        " set_fact without cacheable: true is fine), and remove the host's fact cache"
+        " entries if it has any."
+    )
 
 
 # ----------------------------------------------------------------------------- CA settings
@@ -459,15 +479,23 @@ def of_run(result: Any, run: str) -> Mapping[str, Any] | None:
     return result
 
 
-def leader(batch: Iterable[str], group: str, lookup: PlanLookup) -> str | None:
-    """The first host of ``batch`` whose plan has a request in ``group``: it signs the group.
+def leader(batch: Iterable[str], group: str, settings: Any, lookup: PlanLookup) -> str | None:
+    """The first host of ``batch`` whose plan has a request in ``group`` with these
+    ``settings`` for it: it signs the group's hosts that have the same settings.
 
-    Stops at the first match, so with the usual fleet (the first host has requests) every
-    host finds its leader in one look.
+    Hosts of one group that differ in their settings (a password, the workers) are thus
+    signed apart, each set by one of its own hosts, and one host's wrong password fails
+    only the hosts that have it. Stops at the first match, so with the usual fleet (the
+    first host has requests, every host the same settings) each host finds its leader in
+    one look.
     """
     for host in batch:
         plan = lookup(host)
-        if plan and any(request.get("group") == group for request in plan.get("requests", ())):
+        if (
+            plan
+            and any(request.get("group") == group for request in plan.get("requests", ()))
+            and (plan.get("settings") or {}).get(group) == settings
+        ):
             return host
     return None
 
@@ -482,19 +510,20 @@ class Member:
 
 
 def members(
-    batch: Iterable[str], groups: Iterable[str], lookup: PlanLookup
+    batch: Iterable[str], settings: Mapping[str, Any], lookup: PlanLookup
 ) -> dict[str, list[Member]]:
-    """Every request of the batch in ``groups``, in batch order (one pass over the batch)."""
-    wanted = {group: [] for group in groups}
+    """Every request of the batch in the groups of ``settings`` (group: the leader's settings
+    for it) from the hosts with those same settings, in batch order (one pass over the batch)."""
+    wanted: dict[str, list[Member]] = {group: [] for group in settings}
     for host in batch:
         plan = lookup(host)
         if not plan:
             continue
-        settings = plan.get("settings") or {}
+        own = plan.get("settings") or {}
         for request in plan.get("requests", ()):
             group = request.get("group")
-            if group in wanted:
-                wanted[group].append(Member(host, request, settings.get(group)))
+            if group in wanted and own.get(group) == settings[group]:
+                wanted[group].append(Member(host, request, own.get(group)))
     return wanted
 
 
@@ -513,8 +542,9 @@ def _hosts_text(hosts: list[str]) -> str:
 def disagreement(group: str, group_members: list[Member]) -> str | None:
     """Why the hosts of ``group`` cannot be signed together, or ``None`` when they agree.
 
-    Names the hosts and the settings they differ in; a password is only ever compared, as
-    its HMAC, never shown.
+    :func:`members` gives only hosts with the leader's settings, so this is the last guard
+    before a signature. Names the hosts and the settings they differ in; a password is only
+    ever compared, as its HMAC, never shown.
     """
     by_host: dict[str, Any] = {}
     for member in group_members:

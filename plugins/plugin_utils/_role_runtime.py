@@ -9,6 +9,7 @@ ansible-core's runtime objects:
   manager's store of registered results (a dictionary look-up; ``hostvars[host]`` would
   compute all of that host's variables, about a millisecond a host). Falls back to
   ``hostvars`` when the store is not where ansible-core keeps it today;
+* :func:`fact_names`: the variables a host's facts define (they outrank the inventory);
 * :func:`step_ca_defaults`: the options ``module_defaults`` give ``step_ca_sign``, for
   example through ``group/mtls.rollout.step_ca``, templated for this host;
 * :func:`strategy_problem`: the role needs the ``linear`` strategy (or one built on it),
@@ -37,6 +38,25 @@ def registered(task_vars: Mapping[str, Any], host: str, name: str) -> Any:
     if hostvars is None or host not in hostvars:
         return None
     return hostvars.raw_get(host).get(name)
+
+
+def fact_names(task_vars: Mapping[str, Any], host: str) -> list[str]:
+    """The names ``host``'s facts define as top-level variables (none when ansible-core does
+    not inject facts as variables). Facts are what the host's own modules reported (or a
+    ``set_fact`` with ``cacheable: true``), and they outrank inventory variables."""
+    if not C.INJECT_FACTS_AS_VARS:
+        return []
+    hostvars = task_vars.get("hostvars")
+    manager = getattr(hostvars, "_variable_manager", None)
+    store = getattr(manager, "_fact_cache", None)
+    if store is not None:
+        try:
+            facts = store.get(host) or {}
+        except KeyError:
+            facts = {}
+    else:  # ansible_facts holds the same names, less an ansible_ prefix
+        facts = task_vars.get("ansible_facts") or {}
+    return [str(name) for name in facts] if isinstance(facts, Mapping) else []
 
 
 def step_ca_defaults(task: Any, templar: Any) -> dict[str, Any]:

@@ -292,6 +292,25 @@ def test_duplicate_paths_are_refused(run_module, host):
     assert not host.dir.exists()
 
 
+@pytest.mark.parametrize("deployed", [True, False])
+@pytest.mark.parametrize("path", ["key_path", "cert_path"])
+def test_an_item_path_that_is_the_trust_bundle_is_refused_and_the_key_survives(
+    run_module, host, path, deployed
+):
+    """The trust bundle and the item would overwrite each other on every run: the key
+    replaced by public certificates (mode 0644), or a certificate re-signed every run."""
+    if deployed:
+        _deploy(run_module, host)
+    before = _snapshot(host.dir)
+    args = host.plan_args([host.item(**{path: str(host.bundle)})])
+    args["trust_bundle"] = (pem(host.ca.root) + pem(host.ca.intermediate)).decode()
+    for check_mode in (True, False):
+        result = run_module(certificate_plan, args, check=check_mode)
+        assert result.get("failed") is True, result
+        assert f"item web: {host.bundle} is also the trust bundle" in result["msg"], result
+    assert _snapshot(host.dir) == before
+
+
 def test_plan_reports_a_missing_library_distinctly(run_module, host, monkeypatch):
     monkeypatch.setattr(_crypto, "HAS_CRYPTOGRAPHY", False)
     result = run_module(certificate_plan, host.plan_args())

@@ -341,12 +341,13 @@ def _request(name, group=G1):
 
 
 def test_the_leader_is_the_first_host_of_the_batch_with_a_request_in_the_group():
+    both = {G1: AGREED, G2: AGREED}
     plans = {
-        "h1": {"run": "run-0", "requests": [_request("old")]},  # an earlier include_role
-        "h2": _plan(requests=[]),
-        "h3": _plan(requests=[_request("c", G2)]),
-        "h4": _plan(requests=[_request("s")]),
-        "h5": {"run": "run-1", "failed": True, "requests": [_request("f")]},
+        "h1": {"run": "run-0", "requests": [_request("old")], "settings": both},  # earlier run
+        "h2": _plan(requests=[], settings=both),
+        "h3": _plan(requests=[_request("c", G2)], settings=both),
+        "h4": _plan(requests=[_request("s")], settings=both),
+        "h5": {"run": "run-1", "failed": True, "requests": [_request("f")], "settings": both},
     }
     looked = []
 
@@ -355,10 +356,29 @@ def test_the_leader_is_the_first_host_of_the_batch_with_a_request_in_the_group()
         return role.of_run(plans.get(host), "run-1")
 
     batch = ["h1", "h2", "h3", "h4", "h5", "h6"]
-    assert role.leader(batch, G1, lookup) == "h4"
+    assert role.leader(batch, G1, AGREED, lookup) == "h4"
     assert looked == ["h1", "h2", "h3", "h4"]  # it stops at the leader
-    assert role.leader(batch, G2, lookup) == "h3"
-    assert role.leader(batch, "no such group", lookup) is None
+    assert role.leader(batch, G2, AGREED, lookup) == "h3"
+    assert role.leader(batch, "no such group", AGREED, lookup) is None
+
+
+def test_hosts_of_a_group_with_other_settings_have_their_own_leader_and_members():
+    other = dict(AGREED, password="hmac bb")
+    plans = {
+        "h1": _plan(requests=[_request("a")], settings={G1: AGREED}),
+        "h2": _plan(requests=[_request("b")], settings={G1: other}),
+        "h3": _plan(requests=[_request("c")], settings={G1: AGREED}),
+        "h4": _plan(requests=[_request("d")], settings={G1: dict(AGREED, workers=4)}),
+    }
+    batch = ["h1", "h2", "h3", "h4"]
+    assert role.leader(batch, G1, AGREED, plans.get) == "h1"
+    assert role.leader(batch, G1, other, plans.get) == "h2"
+    assert role.leader(batch, G1, dict(AGREED, workers=4), plans.get) == "h4"
+    grouped = role.members(batch, {G1: AGREED}, plans.get)
+    assert [(m.host, m.request["name"]) for m in grouped[G1]] == [("h1", "a"), ("h3", "c")]
+    assert role.disagreement(G1, grouped[G1]) is None
+    grouped = role.members(batch, {G1: other}, plans.get)
+    assert [m.host for m in grouped[G1]] == ["h2"]
 
 
 def test_members_of_a_group_come_in_batch_order_with_their_settings():
@@ -366,19 +386,19 @@ def test_members_of_a_group_come_in_batch_order_with_their_settings():
         "h1": _plan(requests=[_request("a"), _request("b", G2)], settings={G1: AGREED, G2: AGREED}),
         "h2": _plan(requests=[_request("c")], settings={G1: AGREED}),
     }
-    grouped = role.members(["h2", "h1", "h3"], [G1], plans.get)
+    grouped = role.members(["h2", "h1", "h3"], {G1: AGREED}, plans.get)
     assert [(m.host, m.request["name"]) for m in grouped[G1]] == [("h2", "c"), ("h1", "a")]
     assert role.disagreement(G1, grouped[G1]) is None
 
 
 def test_hosts_that_disagree_on_the_password_are_named_and_the_password_is_not():
-    plans = {
-        "h1": _plan(requests=[_request("a")], settings={G1: AGREED}),
-        "h2": _plan(requests=[_request("b")], settings={G1: dict(AGREED, password="hmac bb")}),
-        "h3": _plan(requests=[_request("c")], settings={G1: dict(AGREED, workers=4)}),
-    }
-    grouped = role.members(["h1", "h2", "h3"], [G1], plans.get)
-    message = role.disagreement(G1, grouped[G1])
+    """The last guard before a signature (members gives only hosts that agree)."""
+    members = [
+        role.Member("h1", _request("a"), AGREED),
+        role.Member("h2", _request("b"), dict(AGREED, password="hmac bb")),
+        role.Member("h3", _request("c"), dict(AGREED, workers=4)),
+    ]
+    message = role.disagreement(G1, members)
     assert message.startswith(
         "hosts h1, h2, h3 are signed together by provisioner 'servers' of"
         f" {URL} (signer localhost) but do not agree on"
@@ -389,20 +409,17 @@ def test_hosts_that_disagree_on_the_password_are_named_and_the_password_is_not()
 
 
 def test_a_group_without_a_password_names_its_hosts():
-    plans = {
-        "h1": _plan(requests=[_request("a")], settings={G1: dict(AGREED, password=None)}),
-        "h2": _plan(requests=[_request("b")], settings={}),
-    }
-    grouped = role.members(["h1", "h2"], [G1], plans.get)
-    assert "hosts h2 gave no signing settings" in role.disagreement(G1, grouped[G1])
-    del plans["h2"]
-    grouped = role.members(["h1"], [G1], plans.get)
-    assert role.disagreement(G1, grouped[G1]).startswith("no provisioner password for")
+    members = [
+        role.Member("h1", _request("a"), dict(AGREED, password=None)),
+        role.Member("h2", _request("b"), None),
+    ]
+    assert "hosts h2 gave no signing settings" in role.disagreement(G1, members)
+    assert role.disagreement(G1, members[:1]).startswith("no provisioner password for")
 
 
 def test_sign_arguments_carry_the_group_and_only_what_the_token_may_hold():
     plans = {"h1": _plan(requests=[dict(_request("a"), duration="2h")], settings={G1: AGREED})}
-    grouped = role.members(["h1"], [G1], plans.get)
+    grouped = role.members(["h1"], {G1: AGREED}, plans.get)
     arguments = role.sign_arguments(G1, grouped[G1], role.Password("p", value="secret"), AGREED)
     assert arguments == {
         "ca_url": URL,
@@ -427,7 +444,7 @@ def _members():
         "h1": _plan(requests=[_request("a")], settings={G1: AGREED}),
         "h2": _plan(requests=[_request("b"), _request("c")], settings={G1: AGREED}),
     }
-    return role.members(["h1", "h2"], [G1], plans.get)[G1]
+    return role.members(["h1", "h2"], {G1: AGREED}, plans.get)[G1]
 
 
 def test_outcomes_are_per_item():
@@ -535,3 +552,11 @@ def test_planned_items_drop_the_hosts_own_request():
     (entry,) = role.planned_items(items, planned)
     assert "request" not in entry and entry["cert_path"] == "/etc/ssl/mtls/a.crt"
     assert "request" in planned[0]  # the module's result itself is left as it was
+
+
+def test_facts_that_set_the_roles_variables_are_named_and_others_are_not():
+    assert role.facts_problem("h1", ["ansible_fqdn", "services", "packages"]) is None
+    message = role.facts_problem("h1", ["ansible_fqdn", "certificate_signer", "certificate_items"])
+    assert message.startswith(
+        "The facts of h1 set certificate_items, certificate_signer: facts come from the host"
+    )

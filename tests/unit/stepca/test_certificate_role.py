@@ -306,6 +306,115 @@ def test_a_host_that_forges_its_signing_request_gets_no_other_name(fleet, step_c
         assert not (fleet.dir / host / "server.crt").exists()
 
 
+# A compromised host also controls the facts it reports, and facts outrank inventory
+# variables: this stand-in for its Python adds certificate_items to what setup gathers.
+FACTS_PYTHON = """\
+import json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+if "ansible_facts" in result:
+    result["ansible_facts"]["certificate_items"] = [
+        {{"name": "server", "common_name": "bank.example.com",
+          "subject_alt_names": ["DNS:bank.example.com"]}}
+    ]
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_host_whose_facts_set_its_certificates_is_refused_and_the_others_signed(fleet, step_ca):
+    forger = fleet.dir / "facts-python"
+    forger.write_text(f"#!{sys.executable}\n" + FACTS_PYTHON.format(python=sys.executable))
+    forger.chmod(0o755)
+    inventory = json.loads((fleet.dir / "inventory.json").read_text())
+    inventory["all"]["hosts"]["h1"]["ansible_python_interpreter"] = str(forger)
+    (fleet.dir / "inventory.json").write_text(json.dumps(inventory))
+    play = """
+- name: Certificates, with facts gathered (as site.yml does)
+  hosts: h1:h2
+  gather_facts: true
+  pre_tasks:
+    - name: The play's own set_fact is not a host's fact
+      ansible.builtin.set_fact:
+        certificate_items:
+          - name: server
+            common_name: h2.example.test
+            subject_alt_names: [DNS:h2.example.test, DNS:www.h2.example.test]
+      when: inventory_hostname == 'h2'
+  roles:
+    - role: mtls.rollout.certificate
+"""
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc != 0, output
+    recap = _recap(output)
+    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 0, output
+    assert _signs(step_ca) - before == 1, output
+    assert "The facts of h1 set certificate_items" in " ".join(output.split()), output
+    assert not (fleet.dir / "h1").exists()
+    sans = _leaf(fleet.dir / "h2").extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert sans.value.get_values_for_type(x509.DNSName) == [
+        "h2.example.test",
+        "www.h2.example.test",
+    ]
+
+
+# A compromised host sends a CSR that the controller's CSR parser cannot read: its public
+# key's algorithm is an unknown OID (the CSR is otherwise made from the host's own key).
+UNREADABLE_CSR_PYTHON = """\
+import base64, json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+for item in result.get("items", []):
+    if "request" in item:
+        pem = item["request"]["csr"]
+        body = "".join(line for line in pem.splitlines() if "-----" not in line)
+        der = base64.b64decode(body).replace(
+            bytes.fromhex("06072a8648ce3d0201"), bytes.fromhex("06072a8648ce3d0209")
+        )
+        item["request"]["csr"] = (
+            "-----BEGIN CERTIFICATE REQUEST-----\\n"
+            + base64.encodebytes(der).decode()
+            + "-----END CERTIFICATE REQUEST-----\\n"
+        )
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_csr_the_controller_cannot_read_fails_its_host_only(fleet, step_ca):
+    forger = fleet.dir / "unreadable-csr-python"
+    forger.write_text(f"#!{sys.executable}\n" + UNREADABLE_CSR_PYTHON.format(python=sys.executable))
+    forger.chmod(0o755)
+    inventory = json.loads((fleet.dir / "inventory.json").read_text())
+    inventory["all"]["hosts"]["h2"]["ansible_python_interpreter"] = str(forger)
+    (fleet.dir / "inventory.json").write_text(json.dumps(inventory))
+    before = _signs(step_ca)
+    rc, output = fleet(PLAY.format(hosts="h1:h2:h3", serial="", when=""))
+    assert rc != 0, output
+    recap = _recap(output)
+    assert [recap[host]["failed"] for host in HOSTS] == [0, 1, 0], output
+    assert _signs(step_ca) - before == 2, output
+    assert "server: step-ca did not sign it: the CSR cannot be read" in " ".join(output.split()), (
+        output
+    )
+    for host in ("h1", "h3"):
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+    assert not (fleet.dir / "h2" / "server.crt").exists()
+
+
 def _password_play(hosts: str, vars_block: str) -> str:
     return f"""
 - name: Certificates
@@ -343,29 +452,35 @@ def test_each_signing_group_uses_its_own_hosts_password(fleet, step_ca):
     assert CLIENTS_PASSWORD not in output and SERVERS_PASSWORD not in output
 
 
-def test_hosts_of_one_group_that_disagree_on_the_password_are_refused_by_name(fleet, step_ca):
+def test_hosts_of_one_group_with_other_settings_are_signed_apart_and_fail_alone(fleet, step_ca):
+    """h2 has a wrong password and h3 other workers than h1: each set of hosts with the same
+    settings is signed by one of its own hosts with those settings, so h1 and h3 get their
+    certificates and only h2 fails, with the reason, and no other host's name or password."""
     wrong = "a-wrong-password-of-h2"
     vars_block = """\
     certificate_ca_provisioner_password: >-
       {{ __wrong if inventory_hostname == 'h2' else __servers }}
+    certificate_sign_workers: "{{ 4 if inventory_hostname == 'h3' else 8 }}"
 """
     before = _signs(step_ca)
     rc, output = fleet(
-        _password_play("h1:h2", vars_block), {"__servers": SERVERS_PASSWORD, "__wrong": wrong}
+        _password_play("h1:h2:h3", vars_block), {"__servers": SERVERS_PASSWORD, "__wrong": wrong}
     )
     assert rc != 0, output
     recap = _recap(output)
-    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 1, output
-    assert _signs(step_ca) == before, output
-    flat = " ".join(output.split())
-    assert (
-        "hosts h1, h2 are signed together by provisioner 'servers' of"
-        f" {step_ca.url} (signer localhost) but do not agree on the provisioner password"
-    ) in flat, output
+    assert recap["h1"]["failed"] == 0 and recap["h3"]["failed"] == 0, output
+    assert recap["h2"]["failed"] == 1, output
+    assert _signs(step_ca) - before == 2, output
+    for host in ("h1", "h3"):
+        assert _leaf(fleet.dir / host).subject.rfc4514_string() == f"CN={host}.example.test"
+    assert not (fleet.dir / "h2" / "server.crt").exists()
+    assert output.count("fatal: [") == 1, output
+    after = output.split("fatal: [h2]", 1)[1]
+    failure = " ".join(re.search(r"msg: '((?:[^']|'')*)'", after, re.S).group(1).split())
+    assert "server: step-ca did not sign it: wrong password for provisioner" in failure, output
+    assert "h1" not in failure and "h3" not in failure, failure
     assert wrong not in output and SERVERS_PASSWORD not in output
     assert "hmac" not in output
-    for host in ("h1", "h2"):
-        assert not (fleet.dir / host / "server.crt").exists()
 
 
 def test_ca_settings_and_password_come_from_module_defaults(fleet, step_ca):
@@ -568,6 +683,41 @@ def test_handlers_are_notified_for_what_changed_also_when_another_item_fails(fle
     assert rc == 0, output
     assert _notified(fleet.dir / "h1") == []
     assert _recap(output)["h1"]["changed"] == 0, output
+
+
+# A compromised host claims, in certificate_install's result, to have changed a
+# certificate that was not even signed for it this run.
+CLAIMING_PYTHON = """\
+import json, subprocess, sys
+
+done = subprocess.run([{python!r}, *sys.argv[1:]], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+try:
+    result = json.loads(done.stdout)
+except ValueError:
+    sys.stdout.write(done.stdout)
+    sys.exit(done.returncode)
+if "changed_items" in result:
+    result["changed_items"].append("other")
+print(json.dumps(result))
+sys.exit(done.returncode)
+"""
+
+
+def test_a_host_claiming_an_unsigned_certificate_changed_is_not_believed(fleet, step_ca):
+    rc, output = fleet(HANDLERS_PLAY, {"__other_duration": "2h"})
+    assert rc == 0, output
+    (fleet.dir / "h1" / "notified").unlink()
+    (fleet.dir / "h1" / "server.crt").unlink()
+    claimer = fleet.dir / "claiming-python"
+    claimer.write_text(f"#!{sys.executable}\n" + CLAIMING_PYTHON.format(python=sys.executable))
+    claimer.chmod(0o755)
+    rc, output = fleet(
+        HANDLERS_PLAY, {"__other_duration": "2h", "ansible_python_interpreter": str(claimer)}
+    )
+    assert rc == 0, output
+    assert "changed_items: - server msg:" in " ".join(output.split()), output
+    assert sorted(_notified(fleet.dir / "h1")) == ["fleet", "server"]
 
 
 def test_import_role_signs_and_then_ends_early(fleet, step_ca):

@@ -168,3 +168,39 @@ def test_the_environments_https_proxy_is_used(step_ca, monkeypatch):
         assert _stepca._https_proxy("localhost") is None
     finally:
         proxy.stop()
+
+
+def test_a_kept_connection_is_reused_when_its_descriptor_is_above_1023(step_ca, forwarder):
+    """select() cannot watch a descriptor >= FD_SETSIZE (1024) and raises ValueError; a
+    controller or signer with many files open must still reuse (or replace) its connection."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if max(soft, hard) < 1200:
+        pytest.skip("this machine allows fewer than 1200 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    spare = []
+    try:
+        while True:  # fill the low descriptors, so the client's socket gets a high one
+            spare.append(os.open(os.devnull, os.O_RDONLY))
+            if spare[-1] >= 1030:
+                break
+        client = _client(step_ca, forwarder.port)
+        key = client.provisioner_key("clients", CLIENTS_PASSWORD.encode())
+        assert client._kept.conn.sock.fileno() >= 1024
+        signed = client.sign(key, _stepca.SignRequest(csr=make_csr("high-fd.example.test")))
+        assert signed.subject == "CN=high-fd.example.test"
+        assert forwarder.accepted == 1  # the lookup's connection was reused for the signature
+        forwarder.close_connections()
+        sock = client._kept.conn.sock
+        deadline = time.monotonic() + 5
+        while not _stepca._closed_by_peer(sock):
+            assert time.monotonic() < deadline, "the closed connection never became readable"
+        again = client.sign(key, _stepca.SignRequest(csr=make_csr("high-fd-2.example.test")))
+        assert again.subject == "CN=high-fd-2.example.test"
+        assert forwarder.accepted == 2
+    finally:
+        for descriptor in spare:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
