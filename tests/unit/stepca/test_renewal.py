@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD, free_port
+from cryptography.hazmat.primitives.asymmetric import ec
 from stepca_server import pem
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _renewal, _stepca
@@ -263,7 +263,7 @@ def test_failed_reload_is_retried_by_the_next_run(step_ca, keys, tmp_path):
         "reload.example.test",
         reload=[f"test -e {flag}", f"echo reloaded >> {tmp_path / 'reloads'}"],
     )
-    with pytest.raises(_renewal.RenewalError, match="renewed .* but reload command"):
+    with pytest.raises(_renewal.RenewalError, match=r"renewed .* but reload command"):
         _renewal.run(settings, force=True)
     assert not (tmp_path / "reloads").exists()
     assert os.path.exists(settings.pending_path)
@@ -278,7 +278,7 @@ def test_expired_or_foreign_certificate_needs_ansible(step_ca, keys, tmp_path, t
     settings = _issue(step_ca, keys, tmp_path, "client", "old.example.test")
     current = _renewal.read_current(settings)
     late = datetime.now(timezone.utc) + timedelta(hours=1)
-    with pytest.raises(_renewal.RenewalError, match="expired .* run the certificate role"):
+    with pytest.raises(_renewal.RenewalError, match=r"expired .* run the certificate role"):
         _renewal.decide(settings, current, late)
     current.anchors = [test_ca.root]
     with pytest.raises(_renewal.RenewalError, match="does not chain to the trust bundle"):
