@@ -101,7 +101,8 @@ class ActionModule(ActionBase):
             "owner": "root",
             "group": "root",
             "items": [
-                dict(item.module_item(), renew_timer=_timer(item, args, ca)) for item in items
+                dict(item.module_item(), state=item.state, renew_timer=_timer(item, args, ca))
+                for item in items
             ],
         }
         planned = self._plan(module_args, task_vars)

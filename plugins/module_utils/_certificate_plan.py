@@ -59,9 +59,13 @@ ITEM_OPTIONS: dict[str, dict[str, Any]] = {
     "owner": {"type": "str"},
     "group": {"type": "str"},
     "renew_before": {"type": "raw", "default": "0.33"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "renew_timer": {"type": "dict", "options": _renewal_install.TIMER_OPTIONS},
 }
+# certificate_plan's items also say whether they are wanted at all, and their renewal timer.
+PLAN_ITEM_OPTIONS: dict[str, dict[str, Any]] = dict(
+    ITEM_OPTIONS,
+    state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    renew_timer={"type": "dict", "options": _renewal_install.TIMER_OPTIONS},
+)
 
 
 @dataclass(frozen=True)

@@ -653,6 +653,12 @@ def run(settings: Settings, force: bool = False, now: datetime | None = None) ->
     return Outcome(True, message, facts["serial"], ran)
 
 
+def _say(stream: Any, line: str) -> None:
+    """One line for the journal (systemd keeps the service's stdout and stderr)."""
+    stream.write(line + "\n")
+    stream.flush()
+
+
 USAGE = "usage: renew.py SETTINGS.json [--force]"
 
 
@@ -662,12 +668,10 @@ def main(argv: list[str] | None = None) -> int:
     force = "--force" in args
     paths = [arg for arg in args if arg != "--force"]
     if len(paths) != 1 or paths[0].startswith("-"):
-        print(USAGE, file=sys.stderr)
+        _say(sys.stderr, USAGE)
         return 2
     if not _crypto.HAS_CRYPTOGRAPHY:
-        print(
-            "Python cryptography is missing (Debian/Ubuntu: python3-cryptography)", file=sys.stderr
-        )
+        _say(sys.stderr, "Python cryptography is missing (Debian/Ubuntu: python3-cryptography)")
         return 1
     name = os.path.basename(paths[0])
     try:
@@ -675,12 +679,12 @@ def main(argv: list[str] | None = None) -> int:
         name = settings.name
         outcome = run(settings, force=force)
     except RenewalError as exc:
-        print(f"{name}: renewal failed: {exc}", file=sys.stderr, flush=True)
+        _say(sys.stderr, f"{name}: renewal failed: {exc}")
         return 1
     except _crypto.CryptoError as exc:
-        print(f"{name}: renewal failed: {exc}", file=sys.stderr, flush=True)
+        _say(sys.stderr, f"{name}: renewal failed: {exc}")
         return 1
-    print(f"{name}: {outcome.message}", flush=True)
+    _say(sys.stdout, f"{name}: {outcome.message}")
     for command in outcome.reloaded:
-        print(f"{name}: ran {command!r}", flush=True)
+        _say(sys.stdout, f"{name}: ran {command!r}")
     return 0

@@ -267,7 +267,7 @@ ARGUMENT_SPEC = {
         "type": "list",
         "elements": "dict",
         "required": True,
-        "options": _certificate_plan.ITEM_OPTIONS,
+        "options": _certificate_plan.PLAN_ITEM_OPTIONS,
     },
     "trust_bundle": {"type": "str", "required": True},
     "trust_bundle_path": {"type": "path", "required": True},

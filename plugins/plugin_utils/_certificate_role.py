@@ -89,7 +89,6 @@ MODULE_ITEM_KEYS = (
     "owner",
     "group",
     "renew_before",
-    "state",
 )
 
 

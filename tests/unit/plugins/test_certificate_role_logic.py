@@ -69,7 +69,6 @@ def test_items_get_the_role_defaults():
         "owner": "root",
         "group": "root",
         "renew_before": "0.33",
-        "state": "present",
     }
 
 
