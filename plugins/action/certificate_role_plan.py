@@ -24,8 +24,30 @@ ARGUMENT_SPEC = {
     "signer": {"type": "str", "default": "localhost"},
     "workers": {"type": "int", "default": 8},
     "root_cache_dir": {"type": "str", "default": ""},
+    "renew_timer": {"type": "bool", "default": False},
+    "renew_ca_url": {"type": "str", "default": ""},
+    "renew_reload": {"type": "list", "elements": "str", "default": []},
+    "renew_rekey": {"type": "bool", "default": False},
+    "renew_schedule": {"type": "str", "default": "hourly"},
+    "renew_random_delay": {"type": "str", "default": "30m"},
 }
 MAX_WORKERS = 32
+
+
+def _timer(item: role.Item, args: dict[str, Any], ca: role.Ca) -> dict[str, Any]:
+    """The item's renewal timer settings: its own values, else the role's."""
+
+    def pick(own: Any, default: Any) -> Any:
+        return default if own is None else own
+
+    return {
+        "enabled": bool(pick(item.renew_timer, args["renew_timer"])),
+        "ca_url": args["renew_ca_url"] or ca.url,
+        "reload": list(pick(item.renew_reload, args["renew_reload"])),
+        "rekey": bool(pick(item.rekey, args["renew_rekey"])),
+        "schedule": args["renew_schedule"],
+        "random_delay": args["renew_random_delay"],
+    }
 
 
 class ActionModule(ActionBase):
@@ -81,7 +103,10 @@ class ActionModule(ActionBase):
             "trust_bundle_path": args["trust_bundle_path"],
             "owner": "root",
             "group": "root",
-            "items": [item.module_item() for item in items],
+            "items": [
+                dict(item.module_item(), state=item.state, renew_timer=_timer(item, args, ca))
+                for item in items
+            ],
         }
         planned = self._plan(module_args, task_vars)
         installed_library = None

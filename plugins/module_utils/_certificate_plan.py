@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io
+from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _crypto,
+    _io,
+    _renewal,
+    _renewal_install,
+)
 
 STAGED_SUFFIX = ".next"
 KEY_MODE = "0600"
@@ -55,6 +60,12 @@ ITEM_OPTIONS: dict[str, dict[str, Any]] = {
     "group": {"type": "str"},
     "renew_before": {"type": "raw", "default": "0.33"},
 }
+# certificate_plan's items also say whether they are wanted at all, and their renewal timer.
+PLAN_ITEM_OPTIONS: dict[str, dict[str, Any]] = dict(
+    ITEM_OPTIONS,
+    state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    renew_timer={"type": "dict", "options": _renewal_install.TIMER_OPTIONS},
+)
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,22 @@ class Item:
     owner: str | None
     group: str | None
     renew_before: _crypto.RenewBefore
+    state: str = "present"
+    timer: dict[str, Any] | None = None
 
     @property
     def staged_key_path(self) -> str:
         return self.key_path + STAGED_SUFFIX
+
+    @property
+    def csr_path(self) -> str:
+        """Where a CSR beside the certificate would be (the role keeps CSRs in memory; one
+        left there by hand or by other tools goes with ``state: absent``)."""
+        return os.path.splitext(self.cert_path)[0] + ".csr"
+
+    @property
+    def absent(self) -> bool:
+        return self.state == "absent"
 
     @property
     def expected_sans(self) -> tuple[_crypto.San, ...]:
@@ -122,6 +145,8 @@ def parse_items(raw_items: list[dict[str, Any]]) -> list[Item]:
                 owner=raw.get("owner"),
                 group=raw.get("group"),
                 renew_before=_crypto.RenewBefore.parse(raw.get("renew_before", "0.33")),
+                state=raw.get("state") or "present",
+                timer=raw.get("renew_timer"),
             )
             # Both raise for names step-ca would issue otherwise than asked (before any write).
             item.expected_sans  # noqa: B018
@@ -310,6 +335,34 @@ def _cert_text(cert: Any) -> dict[str, Any] | None:
 
 
 @dataclass
+class AbsentPlan:
+    """An item with ``state: absent``: the files of it that exist, to remove."""
+
+    item: Item
+    existing: list[str]
+    before: dict[str, Any]
+
+
+def assess_absent(item: Item) -> AbsentPlan:
+    """What an absent item still has on the host (reads only; unreadable files are removed
+    all the same)."""
+    paths = (item.key_path, item.staged_key_path, item.cert_path, item.csr_path)
+    existing = [path for path in paths if os.path.lexists(path)]
+    try:
+        key = read_key(item.key_path)
+    except PlanError:
+        key = "unreadable"
+    certs, problem = read_certificates(item.cert_path)
+    before = {
+        "state": "present" if existing else "absent",
+        "key": key if key in (None, "unreadable") else _key_text(key),
+        "certificate": _cert_text(certs[0]) if certs else ("unreadable" if problem else None),
+        "files": existing,
+    }
+    return AbsentPlan(item, existing, before)
+
+
+@dataclass
 class Plan:
     """The whole host's plan: the folder, the trust bundle and every item."""
 
@@ -321,6 +374,10 @@ class Plan:
     dir_exists: bool
     owner: str | None = None  # of the folder and the trust bundle
     group: str | None = None
+    absent: list[AbsentPlan] = field(default_factory=list)
+    timers: dict[str, _renewal_install.TimerPlan] = field(default_factory=dict)
+    program: dict[str, bytes] = field(default_factory=dict)  # renewal program files to write
+    layout: _renewal_install.Layout = field(default_factory=_renewal_install.Layout)
 
     @property
     def bundle_changes(self) -> bool:
@@ -335,9 +392,12 @@ def make_plan(
     owner: str | None = None,
     group: str | None = None,
     now: datetime | None = None,
+    layout: _renewal_install.Layout | None = None,
 ) -> Plan:
     """Validate everything and decide every item; reads only. Raises :class:`PlanError`."""
-    items = parse_items(raw_items)
+    layout = layout or _renewal_install.Layout()
+    every = parse_items(raw_items)
+    items = [item for item in every if not item.absent]
     anchors = load_bundle(bundle_pem)
     pem = b"".join(_crypto_pem(cert) for cert in anchors)
     certificate_dir = os.path.abspath(certificate_dir)
@@ -355,8 +415,31 @@ def make_plan(
             if folder != certificate_dir and not os.path.isdir(folder):
                 raise PlanError(f"item {item.name}: folder {folder} does not exist")
     plans = [assess(item, anchors, now) for item in items]
+    absent = [assess_absent(item) for item in every if item.absent]
+    try:
+        timers = {
+            item.name: _renewal_install.assess_timer(
+                item, item.timer, item.absent, bundle_path, layout
+            )
+            for item in every
+        }
+        wanted = any(timer.wanted for timer in timers.values())
+        program = _renewal_install.assess_program(layout) if wanted else {}
+    except (_renewal_install.InstallError, _renewal.RenewalError, _crypto.CryptoError) as exc:
+        raise PlanError(str(exc)) from exc
     return Plan(
-        certificate_dir, bundle_path, pem, _read(bundle_path), plans, dir_exists, owner, group
+        certificate_dir,
+        bundle_path,
+        pem,
+        _read(bundle_path),
+        plans,
+        dir_exists,
+        owner,
+        group,
+        absent,
+        timers,
+        program,
+        layout,
     )
 
 
@@ -412,6 +495,25 @@ def apply(module: Any, plan: Plan) -> dict[str, Any]:
         item_changed = _apply_item(module, item_plan)
         changed |= item_changed
         results.append(_item_result(item_plan, item_changed, check))
+    for absent in plan.absent:
+        if not check:
+            for path in absent.existing:
+                _remove(path)
+        changed |= bool(absent.existing)
+        results.append(_absent_result(absent))
+    try:
+        timers_changed = _renewal_install.apply(
+            module, plan.program, list(plan.timers.values()), plan.layout
+        )
+    except _renewal_install.InstallError as exc:
+        raise PlanError(str(exc)) from exc
+    changed |= timers_changed
+    for entry in results:
+        timer = plan.timers.get(entry["name"])
+        if timer is not None:
+            entry["renew_timer"] = timer.state(after=True)
+            entry["renew_timer_changed"] = timer.changes
+            entry["changed"] = entry["changed"] or timer.changes
 
     result: dict[str, Any] = {
         "changed": changed,
@@ -420,16 +522,20 @@ def apply(module: Any, plan: Plan) -> dict[str, Any]:
         "needs_signing": [r["name"] for r in results if r["needs_signing"]],
     }
     if module._diff:
+        before = {p.item.name: dict(p.before) for p in plan.items}
+        before.update({p.item.name: dict(p.before) for p in plan.absent})
+        after = {p.item.name: dict(p.after) for p in plan.items}
+        after.update({p.item.name: {"state": "absent"} for p in plan.absent})
+        for name, timer in plan.timers.items():
+            before[name]["renew_timer"] = timer.state(after=False)
+            after[name]["renew_timer"] = timer.state(after=True)
         result["diff"] = {
-            "before": {
-                "trust_bundle": _bundle_text(plan.bundle_current),
-                "items": {p.item.name: p.before for p in plan.items},
-            },
-            "after": {
-                "trust_bundle": _bundle_text(plan.bundle_pem),
-                "items": {p.item.name: p.after for p in plan.items},
-            },
+            "before": {"trust_bundle": _bundle_text(plan.bundle_current), "items": before},
+            "after": {"trust_bundle": _bundle_text(plan.bundle_pem), "items": after},
         }
+        if plan.program:
+            result["diff"]["before"]["renewal_program"] = "differs"
+            result["diff"]["after"]["renewal_program"] = "installed"
     return result
 
 
@@ -490,10 +596,28 @@ def finish_swap(item: Item) -> None:
         ) from exc
 
 
+def _absent_result(plan: AbsentPlan) -> dict[str, Any]:
+    item = plan.item
+    reason = f"removed {', '.join(plan.existing)}" if plan.existing else "absent"
+    return {
+        "name": item.name,
+        "state": "absent",
+        "changed": bool(plan.existing),
+        "needs_signing": False,
+        "reason": reason,
+        "reasons": [reason],
+        "removed": list(plan.existing),
+        "key_path": item.key_path,
+        "staged": False,
+        "swap_finished": False,
+    }
+
+
 def _item_result(plan: ItemPlan, changed: bool, check: bool) -> dict[str, Any]:
     item = plan.item
     result: dict[str, Any] = {
         "name": item.name,
+        "state": "present",
         "changed": changed,
         "needs_signing": plan.needs_signing,
         "reason": plan.reason,

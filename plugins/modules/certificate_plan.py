@@ -24,6 +24,8 @@ description:
     profile, lifetime left) and returns, for each one that needs signing, the reason and a CSR made
     on the host from the key the certificate will sit beside. Private keys never leave the host.
   - Every item is checked before any file is written, so bad input changes nothing.
+  - Installs, removes or updates each item's renewal timer (O(items[].renew_timer)) and the
+    renewal program, and removes the files of items with O(items[].state=absent).
 author:
   - mtls.rollout maintainers (!UNKNOWN)
 requirements:
@@ -100,6 +102,45 @@ options:
         description: Renewal threshold, a fraction of the lifetime (C(0.33)) or a duration (C(7d)).
         type: raw
         default: "0.33"
+      state:
+        description:
+          - C(absent) removes the item's key, C(<key_path>.next), certificate, a CSR beside the
+            certificate (same path with C(.csr)) and its renewal timer, service and settings.
+        type: str
+        choices: [present, absent]
+        default: present
+      renew_timer:
+        description:
+          - The renewal timer C(mtls-renew-<name>) (systemd timer and oneshot service) that
+            renews the certificate between runs; see the C(mtls.rollout.certificate) role.
+          - Not given, or C(enabled=false), removes an installed one.
+        type: dict
+        suboptions:
+          enabled:
+            description: Whether the item has a renewal timer.
+            type: bool
+            default: false
+          ca_url:
+            description: The CA's URL as the host reaches it (C(https://)).
+            type: str
+            default: ""
+          reload:
+            description: Commands run with C(/bin/sh -c) after a renewal, in order.
+            type: list
+            elements: str
+            default: []
+          rekey:
+            description: Renew with a new key, through C(/1.0/rekey) (clientAuth certificates only).
+            type: bool
+            default: false
+          schedule:
+            description: The timer's C(OnCalendar).
+            type: str
+            default: hourly
+          random_delay:
+            description: The timer's C(RandomizedDelaySec).
+            type: str
+            default: 30m
   trust_bundle:
     description: The trusted root certificate(s) in PEM, as they should be installed.
     type: str
@@ -175,6 +216,20 @@ items:
     swap_finished:
       description: Whether an interrupted key swap was finished.
       type: bool
+    state:
+      description: The item's C(state).
+      type: str
+    removed:
+      description: The files removed (C(state=absent)); in check mode, the files that would be.
+      type: list
+      elements: str
+      returned: for absent items
+    renew_timer:
+      description: The renewal timer after this call - C(enabled) or C(absent).
+      type: str
+    renew_timer_changed:
+      description: Whether the timer, its service or its settings were (would be) changed.
+      type: bool
     request:
       description:
         - What to sign, for M(mtls.rollout.step_ca_sign)'s O(mtls.rollout.step_ca_sign#module:csrs)
@@ -212,7 +267,7 @@ ARGUMENT_SPEC = {
         "type": "list",
         "elements": "dict",
         "required": True,
-        "options": _certificate_plan.ITEM_OPTIONS,
+        "options": _certificate_plan.PLAN_ITEM_OPTIONS,
     },
     "trust_bundle": {"type": "str", "required": True},
     "trust_bundle_path": {"type": "path", "required": True},

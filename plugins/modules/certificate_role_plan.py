@@ -100,6 +100,31 @@ options:
         C(<ANSIBLE_HOME>/mtls_rollout/roots).
     type: str
     default: ""
+  renew_timer:
+    description: The role's C(certificate_renew_timer), for items that do not set C(renew_timer).
+    type: bool
+    default: false
+  renew_ca_url:
+    description: The role's C(certificate_renew_ca_url); empty is the CA URL.
+    type: str
+    default: ""
+  renew_reload:
+    description: The role's C(certificate_renew_reload), for items without C(renew_reload).
+    type: list
+    elements: str
+    default: []
+  renew_rekey:
+    description: The role's C(certificate_renew_rekey), for items without C(rekey).
+    type: bool
+    default: false
+  renew_schedule:
+    description: The role's C(certificate_renew_schedule).
+    type: str
+    default: hourly
+  renew_random_delay:
+    description: The role's C(certificate_renew_random_delay).
+    type: str
+    default: 30m
 seealso:
   - module: mtls.rollout.certificate_plan
   - module: mtls.rollout.certificate_role_sign

@@ -70,8 +70,13 @@ ITEM_KEYS = frozenset(
         "owner",
         "group",
         "notify",
+        "state",
+        "renew_timer",
+        "renew_reload",
+        "rekey",
     )
 )
+STATES = ("present", "absent")
 MODULE_ITEM_KEYS = (
     "name",
     "common_name",
@@ -114,20 +119,30 @@ class Item:
     owner: str
     group: str
     notify: tuple[str, ...]
+    state: str = "present"
+    # The renewal timer's item settings; None takes the role's certificate_renew_* value.
+    renew_timer: bool | None = None
+    renew_reload: tuple[str, ...] | None = None
+    rekey: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The item as plain data, for the plan's registered result."""
         data = dataclasses.asdict(self)
         data["subject_alt_names"] = list(self.subject_alt_names)
         data["notify"] = list(self.notify)
+        if self.renew_reload is not None:
+            data["renew_reload"] = list(self.renew_reload)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Item:
         """The item :meth:`as_dict` gave."""
-        values = {name: data[name] for name in cls.__dataclass_fields__}
+        values = {name: data.get(name) for name in cls.__dataclass_fields__}
+        values["state"] = values["state"] or "present"
         values["subject_alt_names"] = tuple(values["subject_alt_names"])
         values["notify"] = tuple(values["notify"])
+        if values["renew_reload"] is not None:
+            values["renew_reload"] = tuple(values["renew_reload"])
         return cls(**values)
 
     def module_item(self) -> dict[str, Any]:
@@ -156,6 +171,12 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
         raise RoleError(f"{what} must be a list of strings, got {value!r}")
     return tuple(_text(entry, what) for entry in value)
+
+
+def _flag(value: Any, what: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise RoleError(f"{what} must be true or false, got {value!r}")
 
 
 def fill_items(
@@ -197,7 +218,12 @@ def fill_items(
             raise RoleError(f"certificate_items: the name {name!r} is used twice")
         names.add(name)
         where = f"certificate {name}"
-        common_name = _text(raw.get("common_name", ""), f"{where}: common_name")
+        state = raw.get("state") or "present"
+        if state not in STATES:
+            raise RoleError(f"{where}: state must be present or absent, got {state!r}")
+        # An absent item is named only to remove its files; its names do not matter.
+        default_cn = name if state == "absent" else ""
+        common_name = _text(raw.get("common_name") or default_cn, f"{where}: common_name")
         if not common_name:
             raise RoleError(f"{where}: common_name is required")
         profile = raw.get("profile") or "server"
@@ -234,6 +260,12 @@ def fill_items(
                 owner=_text(raw.get("owner") or "root", f"{where}: owner"),
                 group=_text(raw.get("group") or "root", f"{where}: group"),
                 notify=notify_all + _strings(raw.get("notify"), f"{where}: notify"),
+                state=state,
+                renew_timer=_flag(raw.get("renew_timer"), f"{where}: renew_timer"),
+                renew_reload=None
+                if raw.get("renew_reload") is None
+                else _strings(raw.get("renew_reload"), f"{where}: renew_reload"),
+                rekey=_flag(raw.get("rekey"), f"{where}: rekey"),
             )
         )
     return items

@@ -72,6 +72,16 @@ def test_items_get_the_role_defaults():
     }
 
 
+def test_absent_item_needs_only_a_name_and_keeps_timer_settings():
+    (item,) = _items([{"name": "old", "state": "absent", "renew_reload": ["true"]}])
+    assert (item.state, item.common_name, item.renew_reload) == ("absent", "old", ("true",))
+    assert role.Item.from_dict(item.as_dict()) == item
+    with pytest.raises(role.RoleError, match="state must be present or absent"):
+        _items([{"name": "x", "common_name": "x", "state": "gone"}])
+    with pytest.raises(role.RoleError, match="renew_timer must be true or false"):
+        _items([{"name": "x", "common_name": "x", "renew_timer": "yes"}])
+
+
 def test_an_item_overrides_the_defaults():
     (item,) = _items(
         [
