@@ -129,8 +129,38 @@ options:
       - The database is kept. step-ca does not check it against the root, and it keeps the
         record of what was issued and revoked before.
       - Every certificate issued before stops being trusted once clients get the new root.
+        For a change of root without downtime use O(root_rotation) instead.
     type: raw
     default: false
+  rotate_intermediate:
+    description:
+      - Replace the intermediate CA with a new key and certificate signed by the same root,
+        once per value (a token, as for O(regenerate); recorded in
+        C(<config_dir>/config/intermediate-rotated.json)).
+      - Certificates issued under the old intermediate stay valid, since hosts trust the root
+        and every certificate file carries its own intermediate. New certificates chain to the
+        new intermediate once step-ca has been restarted.
+    type: raw
+    default: false
+  root_rotation:
+    description:
+      - Move the CA to a new root without downtime, in three phases, each one run.
+      - V(prepare) makes a new root and an intermediate under it beside the CA's own
+        (C(certs/root_ca_next.crt), C(secrets/root_ca_next_key),
+        C(certs/intermediate_ca_next.crt), C(secrets/intermediate_ca_next_key)). step-ca keeps
+        signing under the old root and serves the new one as a federated root, so hosts can
+        trust both (RV(transition_root_fingerprints)).
+      - V(switch) makes them the CA's own root and intermediate. The old root is kept as
+        C(certs/root_ca_previous.crt), served as a federated root and returned in
+        RV(transition_root_fingerprints), while every certificate is re-issued under the new
+        root.
+      - V(finish) removes the old root.
+      - An empty value keeps the state found in the files, so a run between two phases changes
+        nothing. Each phase is refused, with the reason, when the previous one is not done. A
+        switch that a failed run left half done is finished by the next run.
+    type: str
+    choices: ["", prepare, switch, finish]
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -170,6 +200,21 @@ provisioners:
   type: list
   elements: dict
   sample: [{"name": "clients", "kid": "Rz4e..."}]
+root_rotation:
+  description: The state of a root rotation after this run, V(none), V(prepared) or V(switched).
+  returned: success
+  type: str
+transition_root_fingerprints:
+  description:
+    - Fingerprints of the roots to trust beside RV(root_fingerprint) during a root rotation
+      (the new root once prepared, the old one once switched); empty otherwise.
+  returned: success
+  type: list
+  elements: str
+intermediate_fingerprint:
+  description: Hex SHA-256 fingerprint of the intermediate CA certificate step-ca signs with.
+  returned: success
+  type: str
 regenerated:
   description: Whether this run regenerated (or, in check mode, would regenerate) the PKI.
   returned: success
@@ -220,6 +265,12 @@ ARGUMENT_SPEC = {
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
     "regenerate": {"type": "raw", "default": False},
+    "rotate_intermediate": {"type": "raw", "default": False},
+    "root_rotation": {
+        "type": "str",
+        "choices": ["", "prepare", "switch", "finish"],
+        "default": "",
+    },
 }
 
 
@@ -257,7 +308,7 @@ def main() -> None:
         module.fail_json(msg=str(exc))
 
     layout = _stepca_init.Layout(params["config_dir"], params["data_dir"])
-    changed = bool(plan.writes)
+    changed = bool(plan.writes or plan.removes)
     if not module.check_mode:
         file_args = _file_args(layout, params)
         try:
@@ -266,6 +317,8 @@ def main() -> None:
             for change in plan.writes:
                 # A 0600 temporary file renamed into place, then the final attributes.
                 _io.write_file(module, change.path, change.content, file_args[change.path])
+            for path in plan.removes:
+                _io.remove_file(path)
         except OSError as exc:
             module.fail_json(msg=f"cannot create {exc.filename}: {exc.strerror}")
         except _io.FileIOError as exc:
@@ -278,6 +331,9 @@ def main() -> None:
         root_fingerprint=plan.root_fingerprint,
         provisioners=plan.provisioners,
         regenerated=plan.regenerated,
+        root_rotation=plan.root_rotation,
+        transition_root_fingerprints=plan.transition_roots,
+        intermediate_fingerprint=plan.intermediate_fingerprint,
         changed_reasons=plan.reasons,
         diff={"before": plan.before, "after": plan.after},
     )
