@@ -325,6 +325,10 @@ def main() -> None:
             module.fail_json(msg=str(exc))
         changed = _set_attributes(module, file_args, changed)
 
+    transition = plan.transition_roots
+    if module.check_mode and any(c.path == layout.next_root_cert for c in plan.writes):
+        # A root only planned in check mode: step-ca cannot serve it to the hosts.
+        transition = []
     module.exit_json(
         changed=changed,
         root_certificate=plan.root_pem,
@@ -332,7 +336,7 @@ def main() -> None:
         provisioners=plan.provisioners,
         regenerated=plan.regenerated,
         root_rotation=plan.root_rotation,
-        transition_root_fingerprints=plan.transition_roots,
+        transition_root_fingerprints=transition,
         intermediate_fingerprint=plan.intermediate_fingerprint,
         changed_reasons=plan.reasons,
         diff={"before": plan.before, "after": plan.after},
