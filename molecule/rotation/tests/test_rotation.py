@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 BUNDLE = "/etc/ssl/mtls/ca-bundle.pem"
 LOG = "/var/log/rotation-answers.log"
-STEPS = ["rotate_intermediate", "prepare", "switch", "finish"]
+STEPS = ["rotate_intermediate", "prepare", "switch", "finish-refused", "finish"]
 # At least this many answers during each run: the loop really ran across it.
 MIN_ANSWERS = 5
 
@@ -67,7 +67,8 @@ def test_the_loop_answered_during_each_run(answers):
     windows, every = answers
     assert sorted(windows) == sorted(STEPS)
     for step in STEPS:
-        assert len(windows[step]) >= MIN_ANSWERS, (step, len(windows[step]))
+        if step != "finish-refused":  # a short run
+            assert len(windows[step]) >= MIN_ANSWERS, (step, len(windows[step]))
     # ... and before the first run and after the last one.
     assert len(every) > sum(len(w) for w in windows.values()) + MIN_ANSWERS
 
