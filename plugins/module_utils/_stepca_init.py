@@ -94,6 +94,12 @@ class Layout:
         return os.path.join(self.config_dir, "config", "regenerated.json")
 
     @property
+    def restart_marker(self) -> str:
+        """Written before any other file changes, removed by the role once step-ca restarted:
+        a run that dies in between leaves it, and the next run restarts step-ca."""
+        return os.path.join(self.config_dir, "config", "restart-pending")
+
+    @property
     def intermediate_marker(self) -> str:
         """Records the rotate_intermediate value of the last rotation, so that it happens once."""
         return os.path.join(self.config_dir, "config", "intermediate-rotated.json")
@@ -136,6 +142,7 @@ class Layout:
             (self.ca_json, 0o640, True),
             (self.regeneration_marker, 0o644, False),
             (self.intermediate_marker, 0o644, False),
+            (self.restart_marker, 0o644, False),
             (self.next_root_cert, 0o644, False),
             (self.next_root_key, 0o600, False),
             (self.next_intermediate_cert, 0o644, False),
@@ -145,7 +152,12 @@ class Layout:
 
     def rotation_files(self) -> list[str]:
         """The files only a rotation writes."""
-        return [self.intermediate_marker, *self.next_files(), self.previous_root_cert]
+        return [
+            self.intermediate_marker,
+            self.restart_marker,
+            *self.next_files(),
+            self.previous_root_cert,
+        ]
 
     def next_files(self) -> list[str]:
         """A prepared rotation's files, in the order they are removed (the marker first)."""

@@ -211,6 +211,13 @@ transition_root_fingerprints:
   returned: success
   type: list
   elements: str
+restart_marker:
+  description:
+    - Path of the file written before any change, which says that step-ca must be restarted
+      to use the files. The caller removes it once step-ca has restarted; the
+      C(mtls.rollout.step_ca) role does, and restarts step-ca on any run that finds it.
+  returned: success
+  type: str
 intermediate_fingerprint:
   description: Hex SHA-256 fingerprint of the intermediate CA certificate step-ca signs with.
   returned: success
@@ -314,6 +321,10 @@ def main() -> None:
         try:
             for folder, _mode, _readable in layout.folders():
                 os.makedirs(folder, mode=0o700, exist_ok=True)
+            if plan.writes or plan.removes:
+                # First: step-ca must be restarted for any of what follows, also when this
+                # run dies before its handler runs (the role restarts while it exists).
+                _io.write_file(module, layout.restart_marker, b"", file_args[layout.restart_marker])
             for change in plan.writes:
                 # A 0600 temporary file renamed into place, then the final attributes.
                 _io.write_file(module, change.path, change.content, file_args[change.path])
@@ -338,6 +349,7 @@ def main() -> None:
         root_rotation=plan.root_rotation,
         transition_root_fingerprints=transition,
         intermediate_fingerprint=plan.intermediate_fingerprint,
+        restart_marker=layout.restart_marker,
         changed_reasons=plan.reasons,
         diff={"before": plan.before, "after": plan.after},
     )

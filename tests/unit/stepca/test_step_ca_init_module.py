@@ -78,6 +78,7 @@ def test_file_modes(run_module, tmp_path):
         files.intermediate_key: 0o640,
         files.password_file: 0o600,
         files.ca_json: 0o640,
+        files.restart_marker: 0o644,  # until the role has restarted step-ca
     }
     folders = {path: stat.S_IMODE(os.stat(path).st_mode) for path, _m, _r in files.folders()}
     assert sorted(folders.values()) == [0o750, 0o750, 0o755]
@@ -169,3 +170,17 @@ def test_root_rotation_through_the_module(run_module, tmp_path):
     assert before.keys() == {
         p for p in map(str, (tmp_path / "etc").rglob("*")) if os.path.isfile(p)
     }
+
+
+def test_a_change_leaves_the_restart_marker_for_the_role(run_module, tmp_path):
+    """Written before the files it is about; only a run that changes something writes it."""
+    marker = Path(layout(tmp_path).restart_marker)
+    first = run_module(step_ca_init, args(tmp_path))
+    assert first["restart_marker"] == str(marker) and marker.exists()
+    marker.unlink()  # what the role does once step-ca restarted
+    assert run_module(step_ca_init, args(tmp_path))["changed"] is False
+    assert not marker.exists()
+    run_module(step_ca_init, args(tmp_path, rotate_intermediate="one"), check=True)
+    assert not marker.exists()
+    run_module(step_ca_init, args(tmp_path, rotate_intermediate="one"))
+    assert marker.exists()
