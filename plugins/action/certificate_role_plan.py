@@ -30,6 +30,7 @@ ARGUMENT_SPEC = {
     "renew_rekey": {"type": "bool", "default": False},
     "renew_schedule": {"type": "str", "default": "hourly"},
     "renew_random_delay": {"type": "str", "default": "30m"},
+    "transition_roots": {"type": "list", "elements": "str", "default": []},
 }
 MAX_WORKERS = 32
 
@@ -85,21 +86,32 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg=str(exc))
 
         cache = args["root_cache_dir"] or runtime.default_root_cache()
+        # During a CA root rotation the trust bundle holds the rotation's other root too
+        # (fetched from the same CA, pinned by its own fingerprint); certificates must still
+        # chain to the CA's root (anchors), so those under the old one are re-issued.
         try:
-            root, root_source = _root_cache.obtain(
-                cache, ca.url, ca.fingerprint, ca.timeout, ca.retries
-            )
+            others = _root_cache.transition_fingerprints(args["transition_roots"], ca.fingerprint)
         except _root_cache.RootCacheError as exc:
-            return dict(
-                result,
-                failed=True,
-                msg=f"Cannot get the root certificate of {ca.url} pinned by fingerprint"
-                f" {ca.fingerprint}: {exc}",
-            )
+            return dict(result, failed=True, msg=str(exc))
+        roots = {}
+        for fingerprint in [ca.fingerprint, *others]:
+            try:
+                roots[fingerprint], source = _root_cache.obtain(
+                    cache, ca.url, fingerprint, ca.timeout, ca.retries
+                )
+            except _root_cache.RootCacheError as exc:
+                return dict(
+                    result,
+                    failed=True,
+                    msg=f"Cannot get the root certificate of {ca.url} pinned by fingerprint"
+                    f" {fingerprint}: {exc}",
+                )
+            if fingerprint == ca.fingerprint:
+                root, root_source = roots[fingerprint], source
 
         module_args = {
             "certificate_dir": args["certificate_dir"],
-            "trust_bundle": root,
+            "trust_bundle": _root_cache.bundle(roots),
             "trust_bundle_path": args["trust_bundle_path"],
             "owner": "root",
             "group": "root",
@@ -108,6 +120,8 @@ class ActionModule(ActionBase):
                 for item in items
             ],
         }
+        if others:
+            module_args["anchors"] = root
         planned = self._plan(module_args, task_vars)
         installed_library = None
         if planned.get("failed") and planned.get("missing_library"):

@@ -393,13 +393,19 @@ def make_plan(
     group: str | None = None,
     now: datetime | None = None,
     layout: _renewal_install.Layout | None = None,
+    anchors_pem: str | None = None,
 ) -> Plan:
-    """Validate everything and decide every item; reads only. Raises :class:`PlanError`."""
+    """Validate everything and decide every item; reads only. Raises :class:`PlanError`.
+
+    Certificates must chain to ``anchors_pem`` (default: the trust bundle), which during a
+    root rotation is the CA's current root while the bundle also holds the other one.
+    """
     layout = layout or _renewal_install.Layout()
     every = parse_items(raw_items)
     items = [item for item in every if not item.absent]
-    anchors = load_bundle(bundle_pem)
-    pem = b"".join(_crypto_pem(cert) for cert in anchors)
+    bundle = load_bundle(bundle_pem)
+    anchors = load_bundle(anchors_pem, "anchors") if anchors_pem else bundle
+    pem = b"".join(_crypto_pem(cert) for cert in bundle)
     certificate_dir = os.path.abspath(certificate_dir)
     bundle_path = os.path.abspath(bundle_path)
     for item in items:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 try:
@@ -32,6 +33,7 @@ from ansible_collections.mtls.rollout.plugins.module_utils import (
 )
 
 PROFILES = ("client", "server", "any")
+ROOT_ROTATION_PHASES = ("", "prepare", "switch", "finish")
 
 # step-ca publishes every provisioner's encrypted key at GET /provisioners, to
 # anyone who can reach it: the password is all that stands against an offline
@@ -92,6 +94,40 @@ class Layout:
         return os.path.join(self.config_dir, "config", "regenerated.json")
 
     @property
+    def restart_marker(self) -> str:
+        """Written before any other file changes, removed by the role once step-ca restarted:
+        a run that dies in between leaves it, and the next run restarts step-ca."""
+        return os.path.join(self.config_dir, "config", "restart-pending")
+
+    @property
+    def intermediate_marker(self) -> str:
+        """Records the rotate_intermediate value of the last rotation, so that it happens once."""
+        return os.path.join(self.config_dir, "config", "intermediate-rotated.json")
+
+    # A root rotation's files. The next root's certificate is the marker of a prepared
+    # rotation (written after its key; the other "next" files mean nothing without it), the
+    # previous root's certificate the marker of a switched one.
+    @property
+    def next_root_cert(self) -> str:
+        return os.path.join(self.config_dir, "certs", "root_ca_next.crt")
+
+    @property
+    def next_root_key(self) -> str:
+        return os.path.join(self.config_dir, "secrets", "root_ca_next_key")
+
+    @property
+    def next_intermediate_cert(self) -> str:
+        return os.path.join(self.config_dir, "certs", "intermediate_ca_next.crt")
+
+    @property
+    def next_intermediate_key(self) -> str:
+        return os.path.join(self.config_dir, "secrets", "intermediate_ca_next_key")
+
+    @property
+    def previous_root_cert(self) -> str:
+        return os.path.join(self.config_dir, "certs", "root_ca_previous.crt")
+
+    @property
     def db_dir(self) -> str:
         return os.path.join(self.data_dir, "db")
 
@@ -105,6 +141,31 @@ class Layout:
             (self.password_file, 0o600, False),
             (self.ca_json, 0o640, True),
             (self.regeneration_marker, 0o644, False),
+            (self.intermediate_marker, 0o644, False),
+            (self.restart_marker, 0o644, False),
+            (self.next_root_cert, 0o644, False),
+            (self.next_root_key, 0o600, False),
+            (self.next_intermediate_cert, 0o644, False),
+            (self.next_intermediate_key, 0o600, False),
+            (self.previous_root_cert, 0o644, False),
+        ]
+
+    def rotation_files(self) -> list[str]:
+        """The files only a rotation writes."""
+        return [
+            self.intermediate_marker,
+            self.restart_marker,
+            *self.next_files(),
+            self.previous_root_cert,
+        ]
+
+    def next_files(self) -> list[str]:
+        """A prepared rotation's files, in the order they are removed (the marker first)."""
+        return [
+            self.next_root_cert,
+            self.next_root_key,
+            self.next_intermediate_cert,
+            self.next_intermediate_key,
         ]
 
     def folders(self) -> list[tuple[str, int, bool]]:
@@ -129,11 +190,16 @@ class Plan:
     """What :func:`plan` decided: files to write, why, and facts to return."""
 
     writes: list[FileChange] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)  # after the writes, in this order
     reasons: list[str] = field(default_factory=list)
     root_pem: str = ""
     root_fingerprint: str = ""
     provisioners: list[dict[str, str]] = field(default_factory=list)
     regenerated: bool = False
+    root_rotation: str = "none"  # none, prepared or switched
+    # Fingerprints of the roots to trust beside the CA's own during a root rotation.
+    transition_roots: list[str] = field(default_factory=list)
+    intermediate_fingerprint: str = ""
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
 
@@ -344,6 +410,10 @@ def _validate(params: dict[str, Any]) -> None:
             )
     if not params["dns_names"]:
         raise StepCAInitError("dns_names must name at least one host name or address")
+    if (params.get("root_rotation") or "") not in ROOT_ROTATION_PHASES:
+        raise StepCAInitError(
+            "root_rotation must be one of prepare, switch, finish (or empty: keep the state)"
+        )
 
 
 def plan(params: dict[str, Any]) -> Plan:
@@ -351,14 +421,20 @@ def plan(params: dict[str, Any]) -> Plan:
 
     ``params`` carries the module's options: config_dir, data_dir, name,
     dns_names, address, password, provisioners (name, password, profile,
-    default_duration, min_duration, max_duration) and regenerate (see
-    :func:`regeneration_token`).
+    default_duration, min_duration, max_duration), regenerate and rotate_intermediate
+    (see :func:`regeneration_token`), and root_rotation (see :func:`_root_rotation`).
     """
     _validate(params)
     layout = Layout(params["config_dir"], params["data_dir"])
     password = params["password"].encode()
     token = regeneration_token(params["regenerate"])
-    regenerate = bool(token) and token != _recorded_token(layout)
+    regenerate = bool(token) and token != _recorded_token(layout.regeneration_marker)
+    phase = params.get("root_rotation") or ""
+    if regenerate and phase:
+        raise StepCAInitError(
+            f"root_rotation={phase} and a regeneration (regenerate={token}) cannot be done in"
+            " one run: a regenerated PKI has nothing to rotate from"
+        )
     result = Plan(regenerated=regenerate)
 
     # With regenerate, the keys on disk are not even decrypted: a lost CA password can
@@ -371,12 +447,24 @@ def plan(params: dict[str, Any]) -> Plan:
             raise
         root = inter = None  # unreadable, and about to be replaced
     result.before = _pki_facts(root, inter)
+    result.before.update(_rotation_on_disk(layout))
     root_key = inter_key = None
+    switched = None
     if regenerate:
         root = inter = None
+        result.removes += [
+            path
+            for path in (*layout.next_files(), layout.previous_root_cert)
+            if os.path.lexists(path)
+        ]
     else:
-        root_key = _load_key(layout.root_key, password)
-        inter_key = _load_key(layout.intermediate_key, password)
+        switched = _switch_root(layout, password, phase, root, result)
+        if switched is not None:
+            root, root_key = switched.root, switched.root_key
+            inter, inter_key = switched.intermediate, switched.intermediate_key
+        else:
+            root_key = _load_key(layout.root_key, password)
+            inter_key = _load_key(layout.intermediate_key, password)
 
     new_root = root is None or root_key is None or not _crypto.same_public_key(root, root_key)
     if new_root:
@@ -391,23 +479,40 @@ def plan(params: dict[str, Any]) -> Plan:
             FileChange(layout.root_key, _encrypted_pem(root_key, password)),
             FileChange(layout.root_cert, _pem(root)),
         ]
-    if (
+    inter_token = regeneration_token(params.get("rotate_intermediate"))
+    rotate = bool(inter_token) and inter_token != _recorded_token(layout.intermediate_marker)
+    sound = not (
         new_root
         or inter is None
         or inter_key is None
         or not _crypto.same_public_key(inter, inter_key)
         or not _crypto.is_issued_by(inter, root)
-    ):
-        if not new_root:
+    )
+    if not sound or rotate:
+        if not sound and not new_root:
             result.reasons.append("intermediate CA missing or not issued by the root: created")
+        elif sound:
+            result.reasons.append(
+                f"intermediate CA rotated (rotate_intermediate={inter_token}): a new key,"
+                " signed by the same root; certificates issued before stay valid"
+            )
         inter_key = ec.generate_private_key(ec.SECP256R1())
         inter = _stepca_bootstrap.make_intermediate(
-            f"{params['name']} Intermediate CA", root, root_key, inter_key
+            _ca_name(params["name"], "Intermediate CA", rotated=rotate),
+            root,
+            root_key,
+            inter_key,
         )
         result.writes += [
             FileChange(layout.intermediate_key, _encrypted_pem(inter_key, password)),
             FileChange(layout.intermediate_cert, _pem(inter)),
         ]
+    if rotate:  # written last: a run that dies before it rotates again, which is harmless
+        marker = {"token": inter_token, "intermediate_fingerprint": _stepca.fingerprint(inter)}
+        content = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
+        result.writes.append(FileChange(layout.intermediate_marker, content))
+
+    federated = _root_rotation(layout, password, phase, params["name"], switched, result)
 
     if _read(layout.password_file) != password:
         result.reasons.append("CA password file written")
@@ -433,6 +538,7 @@ def plan(params: dict[str, Any]) -> Plan:
         provisioners=all_provisioners,
     )
     config = merge_ca_config(current_config, desired)
+    config["federatedRoots"] = _federated_roots(current_config, layout, federated)
     if config != current_config:
         result.reasons.append("ca.json created" if not current_config else "ca.json updated")
         content = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
@@ -440,12 +546,15 @@ def plan(params: dict[str, Any]) -> Plan:
 
     result.root_pem = _pem(root).decode()
     result.root_fingerprint = _stepca.fingerprint(root)
+    result.intermediate_fingerprint = _stepca.fingerprint(inter)
     if regenerate:
         marker = {"token": token, "root_fingerprint": result.root_fingerprint}
         content = (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()
         result.writes.append(FileChange(layout.regeneration_marker, content))
     result.provisioners = [{"name": entry["name"], "kid": entry["key"]["kid"]} for entry in own]
     result.after = _pki_facts(root, inter)
+    result.after["root_rotation"] = result.root_rotation
+    result.after["transition_roots"] = list(result.transition_roots)
     result.before["provisioners"] = _provisioner_labels(current_provisioners)
     result.after["provisioners"] = _provisioner_labels(all_provisioners)
     result.before["ca_json"] = _config_summary(current_config)
@@ -453,9 +562,234 @@ def plan(params: dict[str, Any]) -> Plan:
     return result
 
 
-def _recorded_token(layout: Layout) -> str | None:
-    """The regenerate value recorded by the last regeneration, or None."""
-    data = _read(layout.regeneration_marker)
+# ------------------------------------------------------------------ root rotation
+#
+# Three phases, each a run of the module (docs/lifecycle.md, "CA rotation"):
+#   prepare  a new root and an intermediate under it are made beside the CA's own
+#            (certs/root_ca_next.crt, ...); step-ca serves the new root as a federated
+#            root, so hosts can trust both before anything is issued under the new one;
+#   switch   the new root and intermediate become the CA's own; the old root is kept as
+#            certs/root_ca_previous.crt and served as a federated root, so certificates
+#            issued under it stay trusted while they are re-issued;
+#   finish   the old root is dropped.
+# The state lives in the files, never in the inventory: a run without a phase keeps it.
+
+
+@dataclass
+class _Switched:
+    root: Any
+    root_key: Any
+    intermediate: Any
+    intermediate_key: Any
+    old_fingerprint: str
+
+
+def _ca_name(name: str, what: str, rotated: bool) -> str:
+    """A CA certificate's common name; a rotated one gets the time, so two never share one."""
+    if not rotated:
+        return f"{name} {what}"
+    return f"{name} {what} {datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
+
+
+def _damaged(path: str, what: str) -> StepCAInitError:
+    return StepCAInitError(
+        f"{path} is missing or does not belong to {what}. Nothing was changed: the CA's"
+        " PKI is never regenerated silently. Restore the file from a backup, or remove the"
+        " rotation's *_next* files and run the prepare phase again"
+    )
+
+
+def _switch_root(
+    layout: Layout, password: bytes, phase: str, root: Any, result: Plan
+) -> _Switched | None:
+    """Make the prepared root and intermediate the CA's own, for phase ``switch`` or to
+    finish a switch an earlier run left half done; ``None`` when there is nothing to switch.
+
+    The old root is written as the previous root first, then the CA's keys and certificates
+    are overwritten with the prepared ones, then the prepared files are removed (their marker
+    first). Every step is repeatable, so a run that dies anywhere in it is finished by the
+    next run, whatever its phase.
+    """
+    prepared = _load_cert(layout.next_root_cert)
+    previous = _load_cert(layout.previous_root_cert)
+    if prepared is None:
+        if phase == "switch" and previous is None:
+            raise StepCAInitError(
+                "root_rotation=switch: no root rotation is prepared (there is no"
+                f" {layout.next_root_cert}); run the prepare phase first"
+            )
+        return None
+    interrupted = previous is not None
+    if not interrupted and phase != "switch":
+        return None
+    if interrupted and phase in ("prepare", "finish"):
+        raise StepCAInitError(
+            f"root_rotation={phase}: an earlier switch to the new root was interrupted;"
+            " run the switch phase to finish it first"
+        )
+    key = _load_key(layout.next_root_key, password)
+    if key is None or not _crypto.same_public_key(prepared, key):
+        raise _damaged(layout.next_root_key, f"the prepared root {layout.next_root_cert}")
+    inter = _load_cert(layout.next_intermediate_cert)
+    inter_key = _load_key(layout.next_intermediate_key, password)
+    if (
+        inter is None
+        or inter_key is None
+        or not _crypto.same_public_key(inter, inter_key)
+        or not _crypto.is_issued_by(inter, prepared)
+    ):
+        raise _damaged(layout.next_intermediate_key, "the prepared intermediate")
+    new_fp = _stepca.fingerprint(prepared)
+    if root is not None and _stepca.fingerprint(root) != new_fp:
+        # Kept before the CA's own root is replaced: it is trusted until the finish phase.
+        result.writes.append(FileChange(layout.previous_root_cert, _pem(root)))
+        old_fp = _stepca.fingerprint(root)
+    else:
+        old_fp = _stepca.fingerprint(previous) if previous is not None else ""
+    for source, target in (
+        (layout.next_root_key, layout.root_key),
+        (layout.next_root_cert, layout.root_cert),
+        (layout.next_intermediate_key, layout.intermediate_key),
+        (layout.next_intermediate_cert, layout.intermediate_cert),
+    ):
+        content = _read(source)
+        if content is not None and _read(target) != content:
+            result.writes.append(FileChange(target, content))
+    result.removes += [path for path in layout.next_files() if os.path.lexists(path)]
+    result.reasons.append(
+        f"root rotation switched{' (finished an interrupted switch)' if interrupted else ''}:"
+        f" the CA signs under the new root {new_fp}; the old root {old_fp or '(unknown)'} stays"
+        " trusted until the finish phase"
+    )
+    return _Switched(prepared, key, inter, inter_key, old_fp)
+
+
+def _root_rotation(
+    layout: Layout,
+    password: bytes,
+    phase: str,
+    name: str,
+    switched: _Switched | None,
+    result: Plan,
+) -> list[str]:
+    """Prepare or finish a root rotation, record its state in ``result``, and return the
+    rotation's root certificate files that step-ca must serve as federated roots."""
+    if result.regenerated:
+        return []
+    if switched is not None:
+        if switched.old_fingerprint:
+            result.root_rotation = "switched"
+            result.transition_roots = [switched.old_fingerprint]
+            return [layout.previous_root_cert]
+        return []
+    prepared = _load_cert(layout.next_root_cert)
+    previous = _load_cert(layout.previous_root_cert)
+    if phase == "prepare":
+        if previous is not None:
+            raise StepCAInitError(
+                "root_rotation=prepare: the last root rotation is switched but not finished"
+                f" (the old root {_stepca.fingerprint(previous)} is still trusted); run the"
+                " finish phase before preparing another"
+            )
+        prepared = _prepare_root(layout, password, name, prepared, result)
+    elif phase == "finish":
+        if prepared is not None:
+            raise StepCAInitError(
+                "root_rotation=finish: the root rotation is prepared but not switched; run the"
+                " switch phase, re-issue every certificate, then finish"
+            )
+        if previous is not None:
+            result.removes.append(layout.previous_root_cert)
+            result.reasons.append(
+                f"root rotation finished: the old root {_stepca.fingerprint(previous)} is no"
+                " longer trusted"
+            )
+            return []
+    if prepared is None:
+        # A prepare that died before its marker was written: its files are of no use.
+        leftovers = [p for p in layout.next_files()[1:] if os.path.lexists(p)]
+        if leftovers:
+            result.removes += leftovers
+            result.reasons.append("removed the files of an unfinished prepare phase")
+    if prepared is not None:
+        result.root_rotation = "prepared"
+        result.transition_roots = [_stepca.fingerprint(prepared)]
+        return [layout.next_root_cert]
+    if previous is not None:
+        result.root_rotation = "switched"
+        result.transition_roots = [_stepca.fingerprint(previous)]
+        return [layout.previous_root_cert]
+    return []
+
+
+def _prepare_root(layout: Layout, password: bytes, name: str, prepared: Any, result: Plan) -> Any:
+    """The next root (made when missing) and an intermediate under it; returns the root."""
+    if prepared is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        prepared = _stepca_bootstrap.make_root(_ca_name(name, "Root CA", rotated=True), key)
+        # The key first: the certificate is the marker of a prepared rotation.
+        result.writes += [
+            FileChange(layout.next_root_key, _encrypted_pem(key, password)),
+            FileChange(layout.next_root_cert, _pem(prepared)),
+        ]
+        result.reasons.append(
+            f"root rotation prepared: a new root {_stepca.fingerprint(prepared)}, trusted beside"
+            " the CA's own until the switch phase makes it the CA's"
+        )
+        inter = inter_key = None
+    else:
+        key = _load_key(layout.next_root_key, password)
+        if key is None or not _crypto.same_public_key(prepared, key):
+            raise _damaged(layout.next_root_key, f"the prepared root {layout.next_root_cert}")
+        inter = _load_cert(layout.next_intermediate_cert)
+        inter_key = _load_key(layout.next_intermediate_key, password)
+    if (
+        inter is None
+        or inter_key is None
+        or not _crypto.same_public_key(inter, inter_key)
+        or not _crypto.is_issued_by(inter, prepared)
+    ):
+        # Nothing has used an intermediate that is not switched in yet: safe to make again.
+        inter_key = ec.generate_private_key(ec.SECP256R1())
+        inter = _stepca_bootstrap.make_intermediate(
+            _ca_name(name, "Intermediate CA", rotated=True), prepared, key, inter_key
+        )
+        result.writes += [
+            FileChange(layout.next_intermediate_key, _encrypted_pem(inter_key, password)),
+            FileChange(layout.next_intermediate_cert, _pem(inter)),
+        ]
+    return prepared
+
+
+def _rotation_on_disk(layout: Layout) -> dict[str, Any]:
+    """The rotation state the files show, for the diff (unreadable files count as absent)."""
+    for state, path in (
+        ("prepared", layout.next_root_cert),
+        ("switched", layout.previous_root_cert),
+    ):
+        try:
+            other = _load_cert(path)
+        except StepCAInitError:
+            other = None
+        if other is not None:
+            return {"root_rotation": state, "transition_roots": [_stepca.fingerprint(other)]}
+    return {"root_rotation": "none", "transition_roots": []}
+
+
+def _federated_roots(current: dict[str, Any], layout: Layout, rotation: list[str]) -> Any:
+    """ca.json's federatedRoots: the operator's own entries, then the rotation's root."""
+    entries = current.get("federatedRoots")
+    own = (layout.next_root_cert, layout.previous_root_cert)
+    kept = [e for e in entries if e not in own] if isinstance(entries, list) else []
+    merged = kept + rotation
+    if merged:
+        return merged
+    return entries if entries in (None, []) else None
+
+
+def _recorded_token(path: str) -> str | None:
+    """The value recorded in a marker file by the last regeneration or rotation, or None."""
+    data = _read(path)
     if data is None:
         return None
     try:

@@ -145,6 +145,15 @@ options:
     description: The trusted root certificate(s) in PEM, as they should be installed.
     type: str
     required: true
+  anchors:
+    description:
+      - The root certificate(s) in PEM that installed certificates must chain to; a certificate
+        that does not is re-signed. Empty means O(trust_bundle).
+      - During a root rotation the trust bundle holds the CA's root and the rotation's other
+        root, and this only the CA's own, so that certificates issued under the old root are
+        re-issued while both stay trusted.
+    type: str
+    default: ""
   trust_bundle_path:
     description: Where the trust bundle is installed (mode 0644).
     type: path
@@ -270,6 +279,7 @@ ARGUMENT_SPEC = {
         "options": _certificate_plan.PLAN_ITEM_OPTIONS,
     },
     "trust_bundle": {"type": "str", "required": True},
+    "anchors": {"type": "str", "default": ""},
     "trust_bundle_path": {"type": "path", "required": True},
     "certificate_dir": {"type": "path", "required": True},
     "owner": {"type": "str"},
@@ -294,6 +304,7 @@ def main() -> None:
             params["trust_bundle"],
             owner=params["owner"],
             group=params["group"],
+            anchors_pem=params["anchors"] or None,
         )
         result = _certificate_plan.apply(module, plan)
     except (_certificate_plan.PlanError, _crypto.CryptoError) as exc:

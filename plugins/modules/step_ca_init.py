@@ -129,8 +129,38 @@ options:
       - The database is kept. step-ca does not check it against the root, and it keeps the
         record of what was issued and revoked before.
       - Every certificate issued before stops being trusted once clients get the new root.
+        For a change of root without downtime use O(root_rotation) instead.
     type: raw
     default: false
+  rotate_intermediate:
+    description:
+      - Replace the intermediate CA with a new key and certificate signed by the same root,
+        once per value (a token, as for O(regenerate); recorded in
+        C(<config_dir>/config/intermediate-rotated.json)).
+      - Certificates issued under the old intermediate stay valid, since hosts trust the root
+        and every certificate file carries its own intermediate. New certificates chain to the
+        new intermediate once step-ca has been restarted.
+    type: raw
+    default: false
+  root_rotation:
+    description:
+      - Move the CA to a new root without downtime, in three phases, each one run.
+      - V(prepare) makes a new root and an intermediate under it beside the CA's own
+        (C(certs/root_ca_next.crt), C(secrets/root_ca_next_key),
+        C(certs/intermediate_ca_next.crt), C(secrets/intermediate_ca_next_key)). step-ca keeps
+        signing under the old root and serves the new one as a federated root, so hosts can
+        trust both (RV(transition_root_fingerprints)).
+      - V(switch) makes them the CA's own root and intermediate. The old root is kept as
+        C(certs/root_ca_previous.crt), served as a federated root and returned in
+        RV(transition_root_fingerprints), while every certificate is re-issued under the new
+        root.
+      - V(finish) removes the old root.
+      - An empty value keeps the state found in the files, so a run between two phases changes
+        nothing. Each phase is refused, with the reason, when the previous one is not done. A
+        switch that a failed run left half done is finished by the next run.
+    type: str
+    choices: ["", prepare, switch, finish]
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -170,6 +200,28 @@ provisioners:
   type: list
   elements: dict
   sample: [{"name": "clients", "kid": "Rz4e..."}]
+root_rotation:
+  description: The state of a root rotation after this run, V(none), V(prepared) or V(switched).
+  returned: success
+  type: str
+transition_root_fingerprints:
+  description:
+    - Fingerprints of the roots to trust beside RV(root_fingerprint) during a root rotation
+      (the new root once prepared, the old one once switched); empty otherwise.
+  returned: success
+  type: list
+  elements: str
+restart_marker:
+  description:
+    - Path of the file written before any change, which says that step-ca must be restarted
+      to use the files. The caller removes it once step-ca has restarted; the
+      C(mtls.rollout.step_ca) role does, and restarts step-ca on any run that finds it.
+  returned: success
+  type: str
+intermediate_fingerprint:
+  description: Hex SHA-256 fingerprint of the intermediate CA certificate step-ca signs with.
+  returned: success
+  type: str
 regenerated:
   description: Whether this run regenerated (or, in check mode, would regenerate) the PKI.
   returned: success
@@ -220,6 +272,12 @@ ARGUMENT_SPEC = {
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
     "regenerate": {"type": "raw", "default": False},
+    "rotate_intermediate": {"type": "raw", "default": False},
+    "root_rotation": {
+        "type": "str",
+        "choices": ["", "prepare", "switch", "finish"],
+        "default": "",
+    },
 }
 
 
@@ -257,27 +315,41 @@ def main() -> None:
         module.fail_json(msg=str(exc))
 
     layout = _stepca_init.Layout(params["config_dir"], params["data_dir"])
-    changed = bool(plan.writes)
+    changed = bool(plan.writes or plan.removes)
     if not module.check_mode:
         file_args = _file_args(layout, params)
         try:
             for folder, _mode, _readable in layout.folders():
                 os.makedirs(folder, mode=0o700, exist_ok=True)
+            if plan.writes or plan.removes:
+                # First: step-ca must be restarted for any of what follows, also when this
+                # run dies before its handler runs (the role restarts while it exists).
+                _io.write_file(module, layout.restart_marker, b"", file_args[layout.restart_marker])
             for change in plan.writes:
                 # A 0600 temporary file renamed into place, then the final attributes.
                 _io.write_file(module, change.path, change.content, file_args[change.path])
+            for path in plan.removes:
+                _io.remove_file(path)
         except OSError as exc:
             module.fail_json(msg=f"cannot create {exc.filename}: {exc.strerror}")
         except _io.FileIOError as exc:
             module.fail_json(msg=str(exc))
         changed = _set_attributes(module, file_args, changed)
 
+    transition = plan.transition_roots
+    if module.check_mode and any(c.path == layout.next_root_cert for c in plan.writes):
+        # A root only planned in check mode: step-ca cannot serve it to the hosts.
+        transition = []
     module.exit_json(
         changed=changed,
         root_certificate=plan.root_pem,
         root_fingerprint=plan.root_fingerprint,
         provisioners=plan.provisioners,
         regenerated=plan.regenerated,
+        root_rotation=plan.root_rotation,
+        transition_root_fingerprints=transition,
+        intermediate_fingerprint=plan.intermediate_fingerprint,
+        restart_marker=layout.restart_marker,
         changed_reasons=plan.reasons,
         diff={"before": plan.before, "after": plan.after},
     )

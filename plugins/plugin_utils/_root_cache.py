@@ -141,3 +141,26 @@ def obtain(
         if folder:
             write(folder, fingerprint, pem)
     return pem, "ca"
+
+
+def transition_fingerprints(values: list[object] | None, pinned: str) -> list[str]:
+    """``certificate_ca_transition_roots`` as normalised fingerprints, without the pinned root
+    and duplicates. Raises :class:`RootCacheError` for one that is not 64 hex digits."""
+    found: list[str] = []
+    for value in values or []:
+        try:
+            fingerprint = _stepca.normalize_fingerprint(str(value))
+        except _stepca.StepCAError:
+            raise RootCacheError(
+                f"certificate_ca_transition_roots: {value!r} is not a SHA-256 fingerprint"
+                " (64 hex digits)"
+            ) from None
+        if fingerprint != pinned and fingerprint not in found:
+            found.append(fingerprint)
+    return found
+
+
+def bundle(roots: dict[str, str]) -> str:
+    """The trust bundle of ``roots`` (fingerprint: PEM), in the order of their fingerprints, so
+    that a rotation which swaps the CA's root and the other one leaves the file unchanged."""
+    return "".join(roots[fingerprint] for fingerprint in sorted(roots))

@@ -496,3 +496,41 @@ def test_certificate_sans_is_the_one_rule(host):
     )[0]
     assert item.expected_sans == _crypto.certificate_sans("web.example.com", item.sans)
     assert item.expected_sans == (_crypto.San("DNS", "web.example.com"),)
+
+
+# ------------------------------------------------------------ root rotation (anchors)
+
+
+def test_during_a_root_rotation_both_roots_are_trusted_and_the_old_root_s_certificates_re_signed(
+    run_module, host, other_ca
+):
+    """Trust bundle: the old root and the new one; anchors: the CA's (new) root alone."""
+    _deploy(run_module, host)  # issued under test_ca, the "old" root
+    bundle = (pem(host.ca.root) + pem(other_ca.root)).decode()
+    args = dict(host.plan_args(), trust_bundle=bundle)
+    # Prepared: the CA still signs under the old root; the bundle gains the new one only.
+    prepared = run_module(certificate_plan, dict(args, anchors=pem(host.ca.root).decode()))
+    assert prepared["trust_bundle_changed"] is True and prepared["needs_signing"] == []
+    assert host.bundle.read_text() == bundle
+    # Switched: the CA's root is the new one, so the certificate is re-signed; the bundle
+    # (the same two roots) does not change.
+    switched = run_module(certificate_plan, dict(args, anchors=pem(other_ca.root).decode()))
+    assert switched["trust_bundle_changed"] is False
+    assert switched["needs_signing"] == ["web"]
+    assert "does not chain to the trust bundle" in switched["items"][0]["reason"]
+    request = switched["items"][0]["request"]
+    csr = x509.load_pem_x509_csr(request["csr"].encode())
+    issued = other_ca.issue(
+        csr.public_key(),
+        common_name="web.example.com",
+        sans=[x509.DNSName("web.example.com")],
+        ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
+        lifetime=YEAR,
+    )
+    installed = run_module(
+        certificate_install,
+        host.install_args((pem(issued) + pem(other_ca.intermediate)).decode()),
+    )
+    assert installed["changed_items"] == ["web"], installed
+    done = run_module(certificate_plan, dict(args, anchors=pem(other_ca.root).decode()))
+    assert done["needs_signing"] == [] and done["changed"] is False

@@ -118,3 +118,18 @@ def test_the_cache_holds_only_roots_and_the_lock(tmp_path, root):
     pem_text, fingerprint = root
     _root_cache.obtain(str(tmp_path), URL, fingerprint, 5, 1, Fetcher(pem_text))
     assert sorted(os.listdir(tmp_path)) == [_root_cache.LOCK_NAME, f"{fingerprint}.pem"]
+
+
+def test_transition_roots_are_normalised_without_the_pinned_root_or_repeats():
+    pinned, other = "a" * 64, "b" * 64
+    values = ["sha256:" + "B" * 64, pinned, ":".join(["bb"] * 32), other]
+    assert _root_cache.transition_fingerprints(values, pinned) == [other]
+    assert _root_cache.transition_fingerprints(None, pinned) == []
+    with pytest.raises(_root_cache.RootCacheError, match="not a SHA-256 fingerprint"):
+        _root_cache.transition_fingerprints(["c0ffee"], pinned)
+
+
+def test_the_bundle_is_in_fingerprint_order_so_a_switch_leaves_it_alone():
+    roots = {"b" * 64: "B\n", "a" * 64: "A\n"}
+    assert _root_cache.bundle(roots) == "A\nB\n"
+    assert _root_cache.bundle(dict(reversed(list(roots.items())))) == "A\nB\n"

@@ -78,6 +78,7 @@ def test_file_modes(run_module, tmp_path):
         files.intermediate_key: 0o640,
         files.password_file: 0o600,
         files.ca_json: 0o640,
+        files.restart_marker: 0o644,  # until the role has restarted step-ca
     }
     folders = {path: stat.S_IMODE(os.stat(path).st_mode) for path, _m, _r in files.folders()}
     assert sorted(folders.values()) == [0o750, 0o750, 0o755]
@@ -132,3 +133,54 @@ def test_short_password_leaves_an_existing_ca_untouched(run_module, tmp_path):
     bad["provisioners"][1]["password"] = "short-password"
     assert run_module(step_ca_init, bad)["failed"]
     assert {p: Path(p).read_bytes() for p in before} == before
+
+
+def test_root_rotation_through_the_module(run_module, tmp_path):
+    """Check mode predicts each phase and writes nothing; real runs write the rotation's files
+    with their modes and remove them when done."""
+    files = layout(tmp_path)
+    first = run_module(step_ca_init, args(tmp_path))
+    before = {
+        p: Path(p).read_bytes()
+        for p in map(str, (tmp_path / "etc").rglob("*"))
+        if os.path.isfile(p)
+    }
+    check = run_module(step_ca_init, args(tmp_path, root_rotation="prepare"), check=True)
+    assert check["changed"] is True and check["root_rotation"] == "prepared"
+    # A root only planned is not handed to the hosts: step-ca could not serve it.
+    assert check["transition_root_fingerprints"] == []
+    assert not os.path.exists(files.next_root_cert)
+    prepared = run_module(step_ca_init, args(tmp_path, root_rotation="prepare"))
+    assert prepared["changed"] is True and len(prepared["transition_root_fingerprints"]) == 1
+    assert stat.S_IMODE(os.stat(files.next_root_key).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(files.next_intermediate_key).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(files.next_root_cert).st_mode) == 0o644
+    assert run_module(step_ca_init, args(tmp_path))["changed"] is False
+    switch = run_module(step_ca_init, args(tmp_path, root_rotation="switch"), check=True)
+    assert switch["changed"] is True and os.path.exists(files.next_root_cert)
+    switched = run_module(step_ca_init, args(tmp_path, root_rotation="switch"))
+    assert switched["root_fingerprint"] == prepared["transition_root_fingerprints"][0]
+    assert switched["transition_root_fingerprints"] == [first["root_fingerprint"]]
+    assert not os.path.exists(files.next_root_cert)
+    refused = run_module(step_ca_init, args(tmp_path, root_rotation="prepare"))
+    assert refused["failed"] is True and "run the finish phase" in refused["msg"]
+    finished = run_module(step_ca_init, args(tmp_path, root_rotation="finish"))
+    assert finished["changed"] is True and finished["transition_root_fingerprints"] == []
+    assert not os.path.exists(files.previous_root_cert)
+    assert before.keys() == {
+        p for p in map(str, (tmp_path / "etc").rglob("*")) if os.path.isfile(p)
+    }
+
+
+def test_a_change_leaves_the_restart_marker_for_the_role(run_module, tmp_path):
+    """Written before the files it is about; only a run that changes something writes it."""
+    marker = Path(layout(tmp_path).restart_marker)
+    first = run_module(step_ca_init, args(tmp_path))
+    assert first["restart_marker"] == str(marker) and marker.exists()
+    marker.unlink()  # what the role does once step-ca restarted
+    assert run_module(step_ca_init, args(tmp_path))["changed"] is False
+    assert not marker.exists()
+    run_module(step_ca_init, args(tmp_path, rotate_intermediate="one"), check=True)
+    assert not marker.exists()
+    run_module(step_ca_init, args(tmp_path, rotate_intermediate="one"))
+    assert marker.exists()

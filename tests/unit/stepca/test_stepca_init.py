@@ -69,8 +69,8 @@ def test_new_ca_gets_every_file(tmp_path):
     layout = _stepca_init.Layout(str(tmp_path / "etc"), str(tmp_path / "data"))
     written = {change.path for change in plan.writes}
     managed = {path for path, _mode, _readable in layout.managed_files()}
-    # The regeneration marker is only written by a regeneration.
-    assert written == managed - {layout.regeneration_marker}
+    # The regeneration marker is only written by a regeneration, the rotation files by a rotation.
+    assert written == managed - {layout.regeneration_marker, *layout.rotation_files()}
     assert "root CA missing: created" in plan.reasons
     assert "provisioner clients: new key" in plan.reasons
     assert len(plan.root_fingerprint) == 64
