@@ -115,7 +115,9 @@ def test_the_collection_comes_from_the_throwaway_install_only():
             "mtls.rollout.certificate",
             "mtls.rollout.nginx_mtls",
         }
-        assert {"mtls.rollout.certificate_role_plan", "mtls.rollout.step_ca_info"} <= set(run["modules"])
+        assert {"mtls.rollout.certificate_role_plan", "mtls.rollout.step_ca_info"} <= set(
+            run["modules"]
+        )
         assert {"mtls.rollout.nginx_serial", "mtls.rollout.revocation_list"} <= set(run["filters"])
     # Every playbook Molecule ran, its own included, saw the throwaway install only.
     for run in runs:
