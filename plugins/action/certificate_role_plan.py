@@ -24,6 +24,7 @@ ARGUMENT_SPEC = {
     "signer": {"type": "str", "default": "localhost"},
     "workers": {"type": "int", "default": 8},
     "root_cache_dir": {"type": "str", "default": ""},
+    "replace_unreadable_keys": {"type": "bool", "default": False},
 }
 MAX_WORKERS = 32
 
@@ -79,6 +80,7 @@ class ActionModule(ActionBase):
             "owner": "root",
             "group": "root",
             "items": [item.module_item() for item in items],
+            "replace_unreadable_keys": args["replace_unreadable_keys"],
         }
         planned = self._plan(module_args, task_vars)
         installed_library = None

@@ -100,6 +100,12 @@ options:
         C(<ANSIBLE_HOME>/mtls_rollout/roots).
     type: str
     default: ""
+  replace_unreadable_keys:
+    description:
+      - The role's C(certificate_replace_unreadable_keys), passed to
+        M(mtls.rollout.certificate_plan) (its option of the same name).
+    type: bool
+    default: false
 seealso:
   - module: mtls.rollout.certificate_plan
   - module: mtls.rollout.certificate_role_sign
