@@ -19,7 +19,7 @@ description:
     naming the entry and the problem, so that a typo never silently lets a revoked certificate in.
     So are unknown keys, a serial in another form (a decimal number, colons, lower case), and two
     entries for one serial.
-  - M(mtls.rollout.revocation_merge) is the writer of the same format.
+  - P(mtls.rollout.revocation_merge#filter) is the writer of the same format.
 options:
   _input:
     description: The file's text, for example C(lookup('ansible.builtin.file', path)).

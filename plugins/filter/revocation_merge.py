@@ -9,7 +9,7 @@ name: revocation_merge
 short_description: Add revoked certificates to the controller's revocation list text
 version_added: 0.1.0
 description:
-  - Returns the text of the revocation list (see M(mtls.rollout.revocation_list)) with the given
+  - Returns the text of the revocation list (see P(mtls.rollout.revocation_list#filter)) with the given
     entries appended, each serial once. The C(mtls.rollout.revoke) playbook writes the result with
     M(ansible.builtin.copy), atomically.
   - A serial already on the list keeps its entry as it is (the date and reason of its first

@@ -40,7 +40,7 @@ options:
     description: A person of C(mtls_people) to revoke, by name, id or email.
     type: str
   people:
-    description: The result of the M(mtls.rollout.people) filter.
+    description: The result of the P(mtls.rollout.people#filter) filter.
     type: list
     elements: dict
   people_host:

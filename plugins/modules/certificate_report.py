@@ -69,7 +69,7 @@ options:
   revoked_serials:
     description:
       - Serials on the revocation list, written as NGINX shows C($ssl_client_serial) (upper-case
-        hex), for example the C(serial) of each M(mtls.rollout.revocation_list) entry. A certificate
+        hex), for example the C(serial) of each P(mtls.rollout.revocation_list#filter) entry. A certificate
         with one of them is reported as C(revoked).
     type: list
     elements: str
