@@ -9,9 +9,9 @@ name: revocation_merge
 short_description: Add revoked certificates to the controller's revocation list text
 version_added: 0.1.0
 description:
-  - Returns the text of the revocation list (see P(mtls.rollout.revocation_list#filter)) with the given
-    entries appended, each serial once. The C(mtls.rollout.revoke) playbook writes the result with
-    M(ansible.builtin.copy), atomically.
+  - Returns the text of the revocation list (see P(mtls.rollout.revocation_list#filter)) with the
+    given entries appended, each serial once. The C(mtls.rollout.revoke) playbook writes the result
+    with M(ansible.builtin.copy), atomically.
   - A serial already on the list keeps its entry as it is (the date and reason of its first
     revocation). When nothing is new, the input text comes back unchanged, byte for byte, so that
     writing it changes nothing. Otherwise the whole list is written in the canonical form, after a

@@ -147,7 +147,18 @@ def load_bundle(pem: str | bytes, name: str = "trust bundle") -> list[Any]:
 class UnreadableKey(PlanError):
     """A key file that exists but holds no private key this plan can load (damaged,
     truncated, not a key, or encrypted). A file that cannot be read at all is a plain
-    :class:`PlanError`: that is a permission or disk problem, never a reason for a new key."""
+    :class:`PlanError`: that is a permission or disk problem, never a reason for a new key.
+
+    ``problem`` is what is wrong with the file, without the advice.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"{problem}. The file was left untouched; move it away, or set"
+            " replace_unreadable_keys (the certificate role's"
+            " certificate_replace_unreadable_keys), to have a new key made."
+        )
+        self.problem = problem
 
 
 def read_key(path: str) -> Any:
@@ -158,11 +169,7 @@ def read_key(path: str) -> Any:
     try:
         return _crypto.load_private_key(data, None, path).key
     except _crypto.CryptoError as exc:
-        raise UnreadableKey(
-            f"{exc}. The file was left untouched; move it away, or set"
-            " replace_unreadable_keys (the certificate role's"
-            " certificate_replace_unreadable_keys), to have a new key made."
-        ) from exc
+        raise UnreadableKey(str(exc)) from exc
 
 
 def _read(path: str) -> bytes | None:
@@ -238,7 +245,7 @@ def assess(
     except UnreadableKey as exc:
         if not replace_unreadable_keys:
             raise
-        key, unreadable = None, str(exc).split(". The file was left untouched")[0]
+        key, unreadable = None, exc.problem
     try:
         staged = read_key(item.staged_key_path)
     except PlanError:

@@ -69,8 +69,8 @@ options:
   revoked_serials:
     description:
       - Serials on the revocation list, written as NGINX shows C($ssl_client_serial) (upper-case
-        hex), for example the C(serial) of each P(mtls.rollout.revocation_list#filter) entry. A certificate
-        with one of them is reported as C(revoked).
+        hex), for example the C(serial) of each P(mtls.rollout.revocation_list#filter) entry. A
+        certificate with one of them is reported as C(revoked).
     type: list
     elements: str
     default: []

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: contributors to mtls.rollout
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A TCP proxy in front of step-ca that fails on purpose, for the faults scenario.
