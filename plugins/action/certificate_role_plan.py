@@ -31,6 +31,7 @@ ARGUMENT_SPEC = {
     "renew_schedule": {"type": "str", "default": "hourly"},
     "renew_random_delay": {"type": "str", "default": "30m"},
     "transition_roots": {"type": "list", "elements": "str", "default": []},
+    "replace_unreadable_keys": {"type": "bool", "default": False},
 }
 MAX_WORKERS = 32
 
@@ -119,6 +120,7 @@ class ActionModule(ActionBase):
                 dict(item.module_item(), state=item.state, renew_timer=_timer(item, args, ca))
                 for item in items
             ],
+            "replace_unreadable_keys": args["replace_unreadable_keys"],
         }
         if others:
             module_args["anchors"] = root

@@ -169,6 +169,23 @@ def load_bundle(pem: str | bytes, name: str = "trust bundle") -> list[Any]:
         raise PlanError(str(exc)) from exc
 
 
+class UnreadableKey(PlanError):
+    """A key file that exists but holds no private key this plan can load (damaged,
+    truncated, not a key, or encrypted). A file that cannot be read at all is a plain
+    :class:`PlanError`: that is a permission or disk problem, never a reason for a new key.
+
+    ``problem`` is what is wrong with the file, without the advice.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"{problem}. The file was left untouched; move it away, or set"
+            " replace_unreadable_keys (the certificate role's"
+            " certificate_replace_unreadable_keys), to have a new key made."
+        )
+        self.problem = problem
+
+
 def read_key(path: str) -> Any:
     """The private key at ``path``, or ``None``; raises :class:`PlanError` when unreadable."""
     data = _read(path)
@@ -177,9 +194,7 @@ def read_key(path: str) -> Any:
     try:
         return _crypto.load_private_key(data, None, path).key
     except _crypto.CryptoError as exc:
-        raise PlanError(
-            f"{exc}. The file was left untouched; move it away to have a new key made."
-        ) from exc
+        raise UnreadableKey(str(exc)) from exc
 
 
 def _read(path: str) -> bytes | None:
@@ -237,10 +252,25 @@ def _key_text(key: Any) -> str | None:
     return None if key is None else _crypto.KeySpec.of(key).describe()
 
 
-def assess(item: Item, anchors: list[Any], now: datetime | None = None) -> ItemPlan:
-    """Decide for one item, reading files only."""
+def assess(
+    item: Item,
+    anchors: list[Any],
+    now: datetime | None = None,
+    replace_unreadable_keys: bool = False,
+) -> ItemPlan:
+    """Decide for one item, reading files only.
+
+    A key file that holds no loadable key fails the plan, unless ``replace_unreadable_keys``:
+    then it is treated as missing, and replaced by a new key (and certificate).
+    """
     now = now or datetime.now(timezone.utc)
-    key = read_key(item.key_path)
+    unreadable = ""
+    try:
+        key = read_key(item.key_path)
+    except UnreadableKey as exc:
+        if not replace_unreadable_keys:
+            raise
+        key, unreadable = None, exc.problem
     try:
         staged = read_key(item.staged_key_path)
     except PlanError:
@@ -274,7 +304,11 @@ def assess(item: Item, anchors: list[Any], now: datetime | None = None) -> ItemP
         plan.key_action = "create"
         plan.remove_staged = staged_exists
         plan.needs_signing = True
-        plan.reasons.append(f"private key {item.key_path} is missing; a new one is made")
+        if unreadable:
+            plan.before["key"] = "unreadable"
+            plan.reasons.append(f"{unreadable}; replaced with a new key (replace_unreadable_keys)")
+        else:
+            plan.reasons.append(f"private key {item.key_path} is missing; a new one is made")
     elif _crypto.KeySpec.of(key) != item.key_spec:
         what = f"key is {_crypto.KeySpec.of(key).describe()}, wanted {item.key_spec.describe()}"
         if staged is not None and _crypto.KeySpec.of(staged) == item.key_spec:
@@ -394,11 +428,13 @@ def make_plan(
     now: datetime | None = None,
     layout: _renewal_install.Layout | None = None,
     anchors_pem: str | None = None,
+    replace_unreadable_keys: bool = False,
 ) -> Plan:
     """Validate everything and decide every item; reads only. Raises :class:`PlanError`.
 
     Certificates must chain to ``anchors_pem`` (default: the trust bundle), which during a
     root rotation is the CA's current root while the bundle also holds the other one.
+    ``replace_unreadable_keys``: see :func:`assess`.
     """
     layout = layout or _renewal_install.Layout()
     every = parse_items(raw_items)
@@ -420,7 +456,7 @@ def make_plan(
             folder = os.path.dirname(path)
             if folder != certificate_dir and not os.path.isdir(folder):
                 raise PlanError(f"item {item.name}: folder {folder} does not exist")
-    plans = [assess(item, anchors, now) for item in items]
+    plans = [assess(item, anchors, now, replace_unreadable_keys) for item in items]
     absent = [assess_absent(item) for item in every if item.absent]
     try:
         timers = {

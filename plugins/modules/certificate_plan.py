@@ -168,6 +168,15 @@ options:
   group:
     description: Group of O(certificate_dir) and the trust bundle.
     type: str
+  replace_unreadable_keys:
+    description:
+      - What to do with a key file that exists but holds no private key the module can load
+        (damaged, truncated, not a key, or encrypted with a passphrase).
+      - V(false) fails with a message naming the file and leaves every file untouched.
+      - V(true) replaces it with a new key, and the item needs signing. A key file that cannot
+        be read at all (permissions, I/O error) always fails.
+    type: bool
+    default: false
 seealso:
   - module: mtls.rollout.certificate_install
   - module: mtls.rollout.step_ca_sign
@@ -284,6 +293,7 @@ ARGUMENT_SPEC = {
     "certificate_dir": {"type": "path", "required": True},
     "owner": {"type": "str"},
     "group": {"type": "str"},
+    "replace_unreadable_keys": {"type": "bool", "default": False},
 }
 
 
@@ -305,6 +315,7 @@ def main() -> None:
             owner=params["owner"],
             group=params["group"],
             anchors_pem=params["anchors"] or None,
+            replace_unreadable_keys=params["replace_unreadable_keys"],
         )
         result = _certificate_plan.apply(module, plan)
     except (_certificate_plan.PlanError, _crypto.CryptoError) as exc:

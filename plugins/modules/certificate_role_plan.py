@@ -125,6 +125,12 @@ options:
     description: The role's C(certificate_renew_random_delay).
     type: str
     default: 30m
+  replace_unreadable_keys:
+    description:
+      - The role's C(certificate_replace_unreadable_keys), passed to
+        M(mtls.rollout.certificate_plan) (its option of the same name).
+    type: bool
+    default: false
 seealso:
   - module: mtls.rollout.certificate_plan
   - module: mtls.rollout.certificate_role_sign
