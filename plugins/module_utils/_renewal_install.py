@@ -283,6 +283,10 @@ def assess_timer(
         plan.active_before = _enabled_and_active(layout, timer_unit)
         plan.enable = not plan.active_before or bool(plan.files)
         return plan
+    if not _NAME.match(item.name):
+        # No timer is ever installed under such a name (check_name above), and its paths
+        # could point elsewhere ("../x" would remove <settings_dir>/../x.json).
+        return plan
     plan.remove = [
         path
         for key, path in paths.items()

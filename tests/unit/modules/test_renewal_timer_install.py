@@ -202,3 +202,20 @@ def test_state_absent_removes_all_and_is_idempotent(box, run_module):
     again = run_module(certificate_plan, absent)
     assert not again["changed"]
     assert again["items"][0]["reason"] == "absent"
+
+
+@pytest.mark.parametrize("state", ["present", "absent"])
+def test_item_name_never_reaches_outside_the_timer_folders(box, run_module, state):
+    # Only names of letters, digits, '.', '_' and '-' ever get a timer; an item named with
+    # '../' must not make the removal of a timer that was never installed delete other
+    # files (here <root>/victim.json and <root>/victim.reload-pending).
+    for folder in ("etc", "var"):  # as on a host where another item has a timer
+        (box.root / folder).mkdir()
+    (box.root / "victim.json").write_text("{}\n")
+    (box.root / "victim.reload-pending").write_text("someone else's\n")
+    args = box.args(name="../victim", state=state, renew_timer={"enabled": False})
+    checked = run_module(certificate_plan, args, check=True)
+    assert checked["items"][0]["renew_timer"] == "absent"
+    run_module(certificate_plan, args)
+    assert (box.root / "victim.json").read_text() == "{}\n"
+    assert (box.root / "victim.reload-pending").read_text() == "someone else's\n"
