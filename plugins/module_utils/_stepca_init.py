@@ -467,6 +467,15 @@ def plan(params: dict[str, Any]) -> Plan:
             inter_key = _load_key(layout.intermediate_key, password)
 
     new_root = root is None or root_key is None or not _crypto.same_public_key(root, root_key)
+    if new_root and not regenerate and (root is not None or root_key is not None):
+        # Half a root (its key moved offline, a partial restore, another key): a new root
+        # would void every certificate and trust bundle, which only regenerate may do.
+        missing = layout.root_key if root is not None else layout.root_cert
+        raise StepCAInitError(
+            f"{missing} is missing or does not belong to the CA's root. Nothing was changed:"
+            " the CA's PKI is never regenerated silently. Restore the file from a backup, or"
+            " set regenerate to start over (every certificate and trust bundle is replaced)"
+        )
     if new_root:
         result.reasons.append(
             f"regenerating the PKI (regenerate={token})"

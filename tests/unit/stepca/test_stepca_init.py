@@ -494,3 +494,26 @@ def test_real_step_ca_serves_merged_provisioners(tmp_path, step_ca_binary):
         assert [p["name"] for p in client.provisioners()] == ["ops", "clients", "servers"]
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize("damage", ["root key removed", "root key of another root", "root cert removed"])
+def test_a_half_missing_root_is_never_replaced_silently(tmp_path, damage):
+    # A root certificate without its key (the key moved offline, a partial restore) or a
+    # key without its certificate: making a new root would void every certificate and
+    # trust bundle, so only regenerate may do it.
+    first = _stepca_init.plan(params(tmp_path))
+    apply(first)
+    layout = _stepca_init.Layout(str(tmp_path / "etc"), str(tmp_path / "data"))
+    if damage == "root key removed":
+        Path(layout.root_key).unlink()
+    elif damage == "root cert removed":
+        Path(layout.root_cert).unlink()
+    else:
+        other = _stepca_init.plan(params(tmp_path / "other"))
+        Path(layout.root_key).write_bytes(
+            next(c.content for c in other.writes if c.path.endswith("root_ca_key"))
+        )
+    with pytest.raises(_stepca_init.StepCAInitError, match="never regenerated silently"):
+        _stepca_init.plan(params(tmp_path))
+    again = _stepca_init.plan(params(tmp_path, regenerate=True))
+    assert again.regenerated
