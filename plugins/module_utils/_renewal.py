@@ -519,10 +519,12 @@ def write_like(path: str, content: bytes, like: str, mode: int | None = None) ->
         with os.fdopen(handle, "wb") as stream:
             stream.write(content)
             stream.flush()
+            # Through the open file, never its name: the folder may belong to the service's
+            # user, who could put a symlink there for root to chown or chmod.
+            if os.geteuid() == 0:
+                os.fchown(stream.fileno(), info.st_uid, info.st_gid)
+            os.fchmod(stream.fileno(), info.st_mode & 0o7777 if mode is None else mode)
             os.fsync(stream.fileno())
-        if os.geteuid() == 0:
-            os.chown(temporary, info.st_uid, info.st_gid)
-        os.chmod(temporary, info.st_mode & 0o7777 if mode is None else mode)
         os.replace(temporary, path)
     except OSError as exc:
         _unlink(temporary)

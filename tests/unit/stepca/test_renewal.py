@@ -313,3 +313,27 @@ def test_settings_are_checked(tmp_path):
         _renewal.Settings.from_dict(dict(base, renew_before="soon"))
     with pytest.raises(_renewal.RenewalError, match="unknown settings: colour"):
         _renewal.Settings.from_dict(dict(base, colour="red"))
+
+
+def test_write_never_changes_the_mode_of_a_file_planted_in_its_place(tmp_path, monkeypatch):
+    # The certificate's folder may belong to the service's user. Swapping the temporary
+    # file for a symlink while it is written must not make the program (root) chmod or
+    # chown the link's target.
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"secret\n")
+    victim.chmod(0o600)
+    cert = tmp_path / "web.crt"
+    cert.write_bytes(b"old\n")
+    cert.chmod(0o644)
+    real_fsync = os.fsync
+
+    def plant(fd):
+        real_fsync(fd)
+        for temporary in tmp_path.glob(".web.crt.*"):
+            temporary.unlink()
+            temporary.symlink_to(victim)
+
+    monkeypatch.setattr(_renewal.os, "fsync", plant)
+    _renewal.write_like(str(cert), b"new\n", str(cert))
+    assert victim.stat().st_mode & 0o7777 == 0o600
+    assert victim.read_bytes() == b"secret\n"
