@@ -441,13 +441,20 @@ def request_renewal(settings: Settings, current: Current) -> Answer:
             _context(settings, False),
             {"Authorization": f"Bearer {token}"},
         )
-    pems = answer.get("certChain") or [answer["crt"], answer.get("ca")]
-    data = "\n".join(str(pem).strip() for pem in pems if pem).encode("ascii", "replace")
+    return Answer(answer_certificates(answer), new_key)
+
+
+def answer_certificates(answer: dict[str, Any]) -> list[Any]:
+    """The certificates of the CA's answer (``certChain``, else ``crt`` and ``ca``), leaf
+    first; anything else than PEM strings there is refused with :class:`RenewalError`."""
+    pems = answer.get("certChain") or [answer.get("crt"), answer.get("ca")]
+    if not isinstance(pems, list) or not all(isinstance(p, str) for p in pems if p):
+        raise RenewalError("the CA's answer holds no certificate chain of PEM strings")
+    data = "\n".join(pem.strip() for pem in pems if pem).encode("ascii", "replace")
     try:
-        certs = _crypto.load_certificates(data, "the CA's answer")
+        return _crypto.load_certificates(data, "the CA's answer")
     except _crypto.CryptoError as exc:
         raise RenewalError(str(exc)) from None
-    return Answer(certs, new_key)
 
 
 # ----------------------------------------------------------------------------- verify

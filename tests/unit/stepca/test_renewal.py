@@ -337,3 +337,20 @@ def test_write_never_changes_the_mode_of_a_file_planted_in_its_place(tmp_path, m
     _renewal.write_like(str(cert), b"new\n", str(cert))
     assert victim.stat().st_mode & 0o7777 == 0o600
     assert victim.read_bytes() == b"secret\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"crt": "x", "certChain": 5},
+        {"crt": "x", "certChain": [{"pem": "x"}]},
+        {"crt": 7},
+        {"crt": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"},
+        {"crt": "plain garbage"},
+    ],
+)
+def test_a_garbage_answer_is_a_renewal_error(answer):
+    # A CA (or whatever answers at its address with a trusted certificate) that sends
+    # garbage gets a one-line refusal in the journal, never a traceback.
+    with pytest.raises(_renewal.RenewalError):
+        _renewal.answer_certificates(answer)
