@@ -153,7 +153,9 @@ def parse_items(raw_items: list[dict[str, Any]]) -> list[Item]:
             item.request()
         except _crypto.CryptoError as exc:
             raise PlanError(f"item {name}: {exc}") from exc
-        for path in (item.key_path, item.staged_key_path, item.cert_path):
+        # An absent item's CSR is removed with it: it must not be another item's file.
+        csr = (item.csr_path,) if item.absent else ()
+        for path in (item.key_path, item.staged_key_path, item.cert_path, *csr):
             if path in paths:
                 raise PlanError(f"item {name}: {path} is also used by item {paths[path]}")
             paths[path] = name
@@ -444,9 +446,10 @@ def make_plan(
     pem = b"".join(_crypto_pem(cert) for cert in bundle)
     certificate_dir = os.path.abspath(certificate_dir)
     bundle_path = os.path.abspath(bundle_path)
-    for item in items:
-        # Both would be written on every run, each over the other (a key over the bundle).
-        if bundle_path in (item.key_path, item.staged_key_path, item.cert_path):
+    for item in every:
+        # Both would be written on every run, each over the other (a key over the bundle);
+        # an absent item would remove it.
+        if bundle_path in (item.key_path, item.staged_key_path, item.cert_path, item.csr_path):
             raise PlanError(f"item {item.name}: {bundle_path} is also the trust bundle")
     dir_exists = os.path.isdir(certificate_dir)
     if os.path.exists(certificate_dir) and not dir_exists:

@@ -534,3 +534,27 @@ def test_during_a_root_rotation_both_roots_are_trusted_and_the_old_root_s_certif
     assert installed["changed_items"] == ["web"], installed
     done = run_module(certificate_plan, dict(args, anchors=pem(other_ca.root).decode()))
     assert done["needs_signing"] == [] and done["changed"] is False
+
+
+@pytest.mark.parametrize("path", ["key_path", "cert_path"])
+def test_an_absent_item_never_removes_the_trust_bundle_or_another_item_s_key(
+    run_module, host, path
+):
+    """state: absent removes the item's key, staged key, certificate and CSR: none of them
+    may be the trust bundle or a file of another item."""
+    _deploy(run_module, host)
+    before = _snapshot(host.dir)
+    paths = {"key_path": str(host.dir / "gone.key"), "cert_path": str(host.dir / "gone.crt")}
+    gone = host.item(name="gone", state="absent", **dict(paths, **{path: str(host.bundle)}))
+    result = run_module(certificate_plan, host.plan_args([host.item(), gone]))
+    assert result.get("failed") is True, result
+    assert f"item gone: {host.bundle} is also the trust bundle" in result["msg"], result
+    old = host.item(
+        name="old", state="absent", cert_path=str(host.dir / "web.key.crt"),
+        key_path=str(host.dir / "old.key"),
+    )
+    # old's CSR would be <dir>/web.key.csr: make web's key live there.
+    web = host.item(key_path=str(host.dir / "web.key.csr"))
+    result = run_module(certificate_plan, host.plan_args([web, old]))
+    assert result.get("failed") is True and "also used by item web" in result["msg"], result
+    assert _snapshot(host.dir) == before
