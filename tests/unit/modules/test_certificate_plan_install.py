@@ -550,7 +550,9 @@ def test_an_absent_item_never_removes_the_trust_bundle_or_another_item_s_key(
     assert result.get("failed") is True, result
     assert f"item gone: {host.bundle} is also the trust bundle" in result["msg"], result
     old = host.item(
-        name="old", state="absent", cert_path=str(host.dir / "web.key.crt"),
+        name="old",
+        state="absent",
+        cert_path=str(host.dir / "web.key.crt"),
         key_path=str(host.dir / "old.key"),
     )
     # old's CSR would be <dir>/web.key.csr: make web's key live there.

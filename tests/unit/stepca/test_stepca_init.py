@@ -496,7 +496,9 @@ def test_real_step_ca_serves_merged_provisioners(tmp_path, step_ca_binary):
         stop(proc)
 
 
-@pytest.mark.parametrize("damage", ["root key removed", "root key of another root", "root cert removed"])
+@pytest.mark.parametrize(
+    "damage", ["root key removed", "root key of another root", "root cert removed"]
+)
 def test_a_half_missing_root_is_never_replaced_silently(tmp_path, damage):
     # A root certificate without its key (the key moved offline, a partial restore) or a
     # key without its certificate: making a new root would void every certificate and
