@@ -490,13 +490,7 @@ def plan(params: dict[str, Any]) -> Plan:
         ]
     inter_token = regeneration_token(params.get("rotate_intermediate"))
     rotate = bool(inter_token) and inter_token != _recorded_token(layout.intermediate_marker)
-    sound = not (
-        new_root
-        or inter is None
-        or inter_key is None
-        or not _crypto.same_public_key(inter, inter_key)
-        or not _crypto.is_issued_by(inter, root)
-    )
+    sound = not new_root and _intermediate_fits(inter, inter_key, root)
     if not sound or rotate:
         if not sound and not new_root:
             result.reasons.append("intermediate CA missing or not issued by the root: created")
@@ -600,6 +594,24 @@ def _ca_name(name: str, what: str, rotated: bool) -> str:
     return f"{name} {what} {datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S')}"
 
 
+def _intermediate_fits(inter: Any, inter_key: Any, root: Any) -> bool:
+    """Whether an intermediate and its key are both there, belong together and chain to root."""
+    return (
+        inter is not None
+        and inter_key is not None
+        and _crypto.same_public_key(inter, inter_key)
+        and _crypto.is_issued_by(inter, root)
+    )
+
+
+def _prepared_root_key(layout: Layout, password: bytes, prepared: Any) -> Any:
+    """The prepared root's key; a missing or foreign key is damage, never made again."""
+    key = _load_key(layout.next_root_key, password)
+    if key is None or not _crypto.same_public_key(prepared, key):
+        raise _damaged(layout.next_root_key, f"the prepared root {layout.next_root_cert}")
+    return key
+
+
 def _damaged(path: str, what: str) -> StepCAInitError:
     return StepCAInitError(
         f"{path} is missing or does not belong to {what}. Nothing was changed: the CA's"
@@ -636,17 +648,10 @@ def _switch_root(
             f"root_rotation={phase}: an earlier switch to the new root was interrupted;"
             " run the switch phase to finish it first"
         )
-    key = _load_key(layout.next_root_key, password)
-    if key is None or not _crypto.same_public_key(prepared, key):
-        raise _damaged(layout.next_root_key, f"the prepared root {layout.next_root_cert}")
+    key = _prepared_root_key(layout, password, prepared)
     inter = _load_cert(layout.next_intermediate_cert)
     inter_key = _load_key(layout.next_intermediate_key, password)
-    if (
-        inter is None
-        or inter_key is None
-        or not _crypto.same_public_key(inter, inter_key)
-        or not _crypto.is_issued_by(inter, prepared)
-    ):
+    if not _intermediate_fits(inter, inter_key, prepared):
         raise _damaged(layout.next_intermediate_key, "the prepared intermediate")
     new_fp = _stepca.fingerprint(prepared)
     if root is not None and _stepca.fingerprint(root) != new_fp:
@@ -747,17 +752,10 @@ def _prepare_root(layout: Layout, password: bytes, name: str, prepared: Any, res
         )
         inter = inter_key = None
     else:
-        key = _load_key(layout.next_root_key, password)
-        if key is None or not _crypto.same_public_key(prepared, key):
-            raise _damaged(layout.next_root_key, f"the prepared root {layout.next_root_cert}")
+        key = _prepared_root_key(layout, password, prepared)
         inter = _load_cert(layout.next_intermediate_cert)
         inter_key = _load_key(layout.next_intermediate_key, password)
-    if (
-        inter is None
-        or inter_key is None
-        or not _crypto.same_public_key(inter, inter_key)
-        or not _crypto.is_issued_by(inter, prepared)
-    ):
+    if not _intermediate_fits(inter, inter_key, prepared):
         # Nothing has used an intermediate that is not switched in yet: safe to make again.
         inter_key = ec.generate_private_key(ec.SECP256R1())
         inter = _stepca_bootstrap.make_intermediate(
