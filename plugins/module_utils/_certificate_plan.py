@@ -22,6 +22,7 @@ an unreadable key fails before any file is touched, and check mode predicts with
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +35,7 @@ from ansible_collections.mtls.rollout.plugins.module_utils import (
 )
 
 STAGED_SUFFIX = ".next"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 KEY_MODE = "0600"
 CERT_MODE = "0644"
 DIR_MODE = "0755"
@@ -128,6 +130,13 @@ def parse_items(raw_items: list[dict[str, Any]]) -> list[Item]:
         if name in names:
             raise PlanError(f"item name {name!r} is used twice")
         names.add(name)
+        for what in ("name", "key_path", "cert_path"):
+            if _CONTROL.search(str(raw[what])):
+                # They end up in file names, systemd units and log lines, where a newline
+                # would start a line of its own.
+                raise PlanError(
+                    f"item {name!r}: {what} holds a control character (such as a newline)"
+                )
         try:
             common_name = str(raw["common_name"]).strip()
             _crypto.build_name({"common_name": common_name})

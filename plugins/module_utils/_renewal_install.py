@@ -56,13 +56,13 @@ sys.exit(_renewal.main())
 SERVICE = """\
 # Installed by the mtls.rollout certificate role; changes are overwritten by its next run.
 [Unit]
-Description=Renew the certificate {name} ({cert_path}) at step-ca
+Description=Renew the certificate {name} ({unit_cert_path}) at step-ca
 Wants=network-online.target
 After=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart={python} -I {program} {settings}
+ExecStart={exec_start}
 SyslogIdentifier={unit}
 """
 
@@ -111,6 +111,27 @@ class Layout:
 
 def unit_of(name: str) -> str:
     return UNIT_PREFIX + name
+
+
+def unit_value(text: str) -> str:
+    """``text`` as a unit file setting's value: ``%`` would start a specifier."""
+    return text.replace("%", "%%")
+
+
+def exec_line(*words: str) -> str:
+    """``words`` as the value of an ``Exec*=`` line: specifiers escaped, variables too in the
+    arguments (systemd expands none in the program's path), and each word quoted when it
+    holds a space, a quote or a backslash, which would split or change it."""
+    return " ".join(
+        _exec_word(unit_value(word) if index == 0 else unit_value(word).replace("$", "$$"))
+        for index, word in enumerate(words)
+    )
+
+
+def _exec_word(word: str) -> str:
+    if re.search(r"[\s\\\"';]", word):
+        word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
 
 
 def check_name(name: str) -> None:
@@ -267,10 +288,8 @@ def assess_timer(
         values = {
             "name": item.name,
             "unit": plan.unit,
-            "cert_path": item.cert_path,
-            "python": sys.executable,
-            "program": layout.program,
-            "settings": paths["settings"],
+            "unit_cert_path": unit_value(item.cert_path),
+            "exec_start": exec_line(sys.executable, "-I", layout.program, paths["settings"]),
             "schedule": options.get("schedule") or TIMER_OPTIONS["schedule"]["default"],
             "random_delay": options.get("random_delay") or TIMER_OPTIONS["random_delay"]["default"],
         }

@@ -219,3 +219,63 @@ def test_item_name_never_reaches_outside_the_timer_folders(box, run_module, stat
     run_module(certificate_plan, args)
     assert (box.root / "victim.json").read_text() == "{}\n"
     assert (box.root / "victim.reload-pending").read_text() == "someone else's\n"
+
+
+@pytest.mark.parametrize("what", ["cert_path", "key_path", "name"])
+def test_a_control_character_cannot_write_a_line_into_the_units(box, run_module, what):
+    # A newline in the certificate path would have started a line of its own in the
+    # service's Description=, here an ExecStartPre= that root runs.
+    args = box.args()
+    args["items"][0][what] += "\n[Service]\nExecStartPre=/bin/touch /tmp/owned"
+    result = run_module(certificate_plan, args)
+    assert result["failed"]
+    assert f"{what} holds a control character" in result["msg"]
+    assert _files(box.root) == set()
+
+
+def _systemd_reads(unit_file) -> dict[str, str]:
+    """What systemd makes of a unit file: its Description and command line, after it has
+    expanded the specifiers (systemd-analyze, the parser of the real systemd)."""
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit_file)],
+        env=dict(os.environ, SYSTEMD_LOG_LEVEL="debug"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    read = {"output": proc.stdout}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key in ("Description", "Command Line"):
+            read[key] = value
+    return read
+
+
+def test_paths_with_specifier_and_space_characters_reach_systemd_unchanged(
+    box, run_module, tmp_path, monkeypatch
+):
+    # '%' starts a specifier (%h is root's home) and '$' a variable in unit files; a space
+    # would split the command line. Each must come through as written.
+    # (The module's path options expand variables themselves, so '$' is in Python's path.)
+    odd = tmp_path / "odd %h dir"
+    python = tmp_path / "python $HOME" / "python3"
+    for folder in (odd, python.parent):
+        folder.mkdir()
+    python.symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(python))
+    cert_path = str(odd / "web%n.crt")
+    result = run_module(certificate_plan, box.args(cert_path=cert_path))
+    assert not result.get("failed"), result
+    service = box.root / "units" / "mtls-renew-web.service"
+    # systemd-analyze wants the unit under a name it accepts, and the program there.
+    copy = tmp_path / "check-web.service"
+    copy.write_bytes(service.read_bytes())
+    read = _systemd_reads(copy)
+    assert read["Description"] == f"Renew the certificate web ({cert_path}) at step-ca"
+    program, settings = box.root / "lib" / "renew.py", box.root / "etc" / "web.json"
+    # systemd shows the words it will run, quoting one that holds a space and marking a
+    # literal '$' with a backslash; it found the program there (it says when it did not).
+    shown = str(python).replace("$", "\\$")
+    assert read["Command Line"] == f'"{shown}" -I {program} {settings}'
+    assert "is not executable" not in read["output"]
