@@ -28,7 +28,10 @@ done
 
 rm -rf "$out" && mkdir -p "$out"
 "$venv/bin/ansible-galaxy" collection build --output-path "$out" >/dev/null
-"$venv/bin/ansible-builder" create --file execution-environment.yml --context "$out/context" >/dev/null
+# The file is named: by default ansible-builder writes a Dockerfile instead on a machine
+# without podman (a fresh one, before `make engine`), and docs/awx.md builds from Containerfile.
+"$venv/bin/ansible-builder" create --output-filename Containerfile --file execution-environment.yml \
+  --context "$out/context" >/dev/null
 build=$out/context/_build
 [[ -f $out/context/Containerfile ]] || fail "ansible-builder wrote no Containerfile"
 cmp -s "$out/$tarball" "$build/collections/$tarball" || fail "the context lacks $tarball"
