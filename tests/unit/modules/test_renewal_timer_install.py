@@ -246,8 +246,8 @@ def _systemd_reads(unit_file) -> dict[str, str]:
     )
     read = {"output": proc.stdout}
     for line in proc.stdout.splitlines():
-        key, _, value = line.strip().partition(": ")
-        if key in ("Description", "Command Line"):
+        key, separator, value = line.strip().partition(": ")
+        if separator and key in ("Description", "Command Line"):
             read[key] = value
     return read
 
