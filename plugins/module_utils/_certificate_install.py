@@ -13,6 +13,9 @@ The ``certificate_install`` module's backend. For each item with an issued certi
    ``<key>``. A crash between the two leaves the new certificate beside ``<key>.next``, which the
    next ``certificate_plan`` call detects and finishes.
 
+Steps 1 to 3 of an item happen under the certificate lock of its key folder
+(:mod:`._item_lock`), which the renewal timer holds while it renews.
+
 One item's failure does not stop the others; the caller fails the host afterwards.
 """
 
@@ -22,7 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io
+from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _certificate_plan,
+    _crypto,
+    _io,
+    _item_lock,
+)
 from ansible_collections.mtls.rollout.plugins.module_utils._certificate_plan import (
     CERT_MODE,
     KEY_MODE,
@@ -160,10 +168,20 @@ def install(
         raise PlanError(f"trust bundle {bundle_path} does not exist; run certificate_plan first")
     anchors = load_bundle(bundle, bundle_path)
     outcomes = []
+    busy: dict[str, str] = {}  # folder -> why its lock was not taken (not waited for twice)
     for index, item in enumerate(items):
         raw = raw_items[index]
+        folder = _item_lock.folder_of(item.key_path)
+        if folder in busy:
+            outcomes.append(Outcome(item.name, msg=f"{item.name}: {busy[folder]}"))
+            continue
         try:
-            outcome = _install_one(module, item, raw["certificate"], anchors, now)
+            with _item_lock.hold([folder], _certificate_plan.LOCK_WAIT):
+                outcome = _install_one(module, item, raw["certificate"], anchors, now)
+        except _item_lock.LockError as exc:
+            what = "none of the files of the certificates there was changed"
+            busy[folder] = _certificate_plan.lock_failure(exc, what)
+            outcome = Outcome(item.name, msg=f"{item.name}: {busy[folder]}")
         except (PlanError, _io.FileIOError) as exc:
             outcome = Outcome(item.name, msg=f"{item.name}: {exc}")
         outcomes.append(outcome)

@@ -2,9 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Renewal between Ansible runs: the program a systemd timer runs on the host.
 
-The ``certificate`` role (``certificate_renew_timer``) copies this file and ``_crypto`` to
-``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot service, once per certificate,
-with a JSON settings file the role writes (:class:`Settings`). One run:
+The ``certificate`` role (``certificate_renew_timer``) copies this file, ``_crypto`` and
+``_item_lock`` to ``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot service, once
+per certificate, with a JSON settings file the role writes (:class:`Settings`). One run holds
+the certificate lock (:mod:`._item_lock`, shared with the role's ``certificate_plan`` and
+``certificate_install``) from the first read to the last write, waiting for it at most
+:func:`longest_hold`, and then:
 
 1. **decide** (:func:`decide`): the certificate must still fit its key and chain to the trust
    bundle; it is renewed only when less than ``renew_before`` is left, by the same rule the
@@ -21,14 +24,15 @@ with a JSON settings file the role writes (:class:`Settings`). One run:
 4. **write** (:func:`write_renewed`): atomically, with the old file's mode and owner. With a
    new key: key to ``<key>.next``, certificate, then the rename of ``<key>.next`` over
    ``<key>`` (the role's crash-safe order; an interrupted swap is finished on the next run);
-5. **reload**: the item's commands, in order (for NGINX ``nginx -t``, then
-   ``systemctl reload nginx``); the first failure stops them and is remembered, so the
-   next run tries them again even when nothing needs renewing.
+5. **reload** (after the lock is released): the item's commands, in order (for NGINX
+   ``nginx -t``, then ``systemctl reload nginx``); the first failure stops them and is
+   remembered, so the next run tries them again even when nothing needs renewing.
 
 Every failure raises :class:`RenewalError`; :func:`main` prints the reason (the journal keeps
 it) and exits 1. Nothing is written before the answer has passed every check.
 
-Only the standard library and ``cryptography`` are used, and the code runs on Python 3.8.
+Only the standard library and ``cryptography`` (and the collection's ``_crypto`` and
+``_item_lock``, installed beside it) are used, and the code runs on Python 3.8.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _item_lock
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -62,6 +66,8 @@ STAGED_SUFFIX = ".next"
 PENDING_SUFFIX = ".reload-pending"
 TOKEN_LIFETIME = 300
 DEFAULT_TIMEOUT = 30.0
+# Key generation (RSA 4096 takes seconds on a small host), the writes and the rest of a run.
+LOCK_MARGIN = 30.0
 # The settings file's keys; ``state_dir`` holds the reload-pending markers.
 SETTING_KEYS = (
     "name",
@@ -81,6 +87,14 @@ SETTING_KEYS = (
 
 class RenewalError(Exception):
     """A renewal step failed; the message says why and is safe for the journal."""
+
+
+def longest_hold(timeout: float) -> float:
+    """The longest a healthy run holds the certificate lock, in seconds: one CA request whose
+    connection, TLS handshake and answer each come within ``timeout``, plus
+    :data:`LOCK_MARGIN`. Whoever waits for the lock (a sibling's timer, the certificate
+    role) waits this long, so a healthy run always finishes first (120 s by default)."""
+    return 3 * timeout + LOCK_MARGIN
 
 
 @dataclass(frozen=True)
@@ -627,18 +641,53 @@ class Outcome:
     reloaded: list[str] = field(default_factory=list)
 
 
-def run(settings: Settings, force: bool = False, now: datetime | None = None) -> Outcome:
-    """One timer run: decide, request, verify, write, reload. Raises :class:`RenewalError`."""
+def run(
+    settings: Settings,
+    force: bool = False,
+    now: datetime | None = None,
+    lock_wait: float | None = None,
+) -> Outcome:
+    """One timer run: decide, request, verify, write, under the certificate lock (see
+    :mod:`._item_lock`); then reload. Raises :class:`RenewalError`.
+
+    ``lock_wait``: how long to wait for the lock (default :func:`longest_hold` of the
+    settings' timeout: as long as a sibling's healthy run takes).
+    """
+    wait = longest_hold(settings.timeout) if lock_wait is None else lock_wait
+    try:
+        with _item_lock.hold([_item_lock.folder_of(settings.key_path)], wait):
+            outcome, reload_why = _run_locked(settings, force, now)
+    except _item_lock.LockError as exc:
+        raise RenewalError(
+            f"{exc}: the certificate role or another renewal is changing certificates there;"
+            f" {settings.cert_path} is unchanged, and the next run tries again"
+        ) from None
+    # Outside the lock: reload commands take as long as the service needs, and read the
+    # files only.
+    if outcome.renewed:
+        try:
+            outcome.reloaded = reload_services(settings)
+        except RenewalError as exc:
+            raise RenewalError(f"{outcome.message}; but {exc}") from None
+    elif reload_why:
+        outcome.reloaded = reload_services(settings)
+        outcome.message += f"; {reload_why}, reloaded"
+    return outcome
+
+
+def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[Outcome, str]:
+    """The part of :func:`run` that reads and writes the key and certificate. Returns the
+    outcome and, when nothing was renewed, why the services still need a reload."""
     swapped = finish_interrupted_swap(settings)
     current = read_current(settings)
     decision = decide(settings, current, now)
-    pending = os.path.exists(settings.pending_path)
     if not (decision.renew or force):
-        if pending or swapped:
-            ran = reload_services(settings)
-            why = "finished an interrupted key swap" if swapped else "an earlier reload failed"
-            return Outcome(False, f"{decision.reason}; {why}, reloaded", None, ran)
-        return Outcome(False, decision.reason)
+        why = ""
+        if swapped:
+            why = "finished an interrupted key swap"
+        elif os.path.exists(settings.pending_path):
+            why = "an earlier reload failed"
+        return Outcome(False, decision.reason), why
     answer = request_renewal(settings, current)
     reasons = verify_renewed(settings, current, answer, now)
     if reasons:
@@ -655,11 +704,7 @@ def run(settings: Settings, force: bool = False, now: datetime | None = None) ->
         f" {facts['serial']}, valid until {facts['not_after']}"
         + (", new key" if answer.key is not None else "")
     )
-    try:
-        ran = reload_services(settings)
-    except RenewalError as exc:
-        raise RenewalError(f"{message}; but {exc}") from None
-    return Outcome(True, message, facts["serial"], ran)
+    return Outcome(True, message, facts["serial"]), ""
 
 
 def _say(stream: Any, line: str) -> None:
