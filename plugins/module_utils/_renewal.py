@@ -13,8 +13,9 @@ the certificate lock (:mod:`._item_lock`, shared with the role's ``certificate_p
    bundle; it is renewed only when less than ``renew_before`` is left, by the same rule the
    role itself applies (:func:`._crypto.evaluate_certificate`);
 2. **request** (:func:`request_renewal`): ``POST /1.0/renew`` (or ``/1.0/rekey`` with a CSR
-   for a key made here), TLS verified against the trust bundle only. A certificate with the
-   clientAuth usage authenticates as TLS client certificate (mTLS). One without it (the
+   for a key made here; never while a ``<key>.next`` it did not make is there, see
+   :func:`staged_key_is_foreign`), TLS verified against the trust bundle only. A certificate
+   with the clientAuth usage authenticates as TLS client certificate (mTLS). One without it (the
    ``server`` profile) cannot be a TLS client certificate, so it sends a renewal token
    instead: a JWT signed by the certificate's own key, with the certificate chain in its
    ``x5cInsecure`` header, as step-ca's renew endpoint accepts it. Rekeying needs mTLS;
@@ -425,11 +426,12 @@ class Answer:
     key: Any = None
 
 
-def request_renewal(settings: Settings, current: Current) -> Answer:
-    """Ask the CA for the new certificate (see the module's description for how)."""
+def request_renewal(settings: Settings, current: Current, rekey: bool | None = None) -> Answer:
+    """Ask the CA for the new certificate (see the module's description for how); with a
+    new key when ``rekey`` (default: the settings')."""
     mtls = uses_mtls(current)
     new_key = None
-    if settings.rekey:
+    if settings.rekey if rekey is None else rekey:
         if not mtls:
             raise RenewalError(
                 "rekey needs a certificate with the clientAuth usage (step-ca's /1.0/rekey"
@@ -641,6 +643,14 @@ class Outcome:
     reloaded: list[str] = field(default_factory=list)
 
 
+def staged_key_is_foreign(settings: Settings) -> bool:
+    """Whether a ``<key>.next`` is there that the certificate does not belong to (run after
+    :func:`finish_interrupted_swap`, which moves one it does belong to): a key change the
+    certificate role staged and has not installed yet, or what a run that died left. A
+    renewal leaves it as it is; the role's next run installs or removes it."""
+    return os.path.lexists(settings.staged_key_path)
+
+
 def run(
     settings: Settings,
     force: bool = False,
@@ -688,7 +698,8 @@ def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[
         elif os.path.exists(settings.pending_path):
             why = "an earlier reload failed"
         return Outcome(False, decision.reason), why
-    answer = request_renewal(settings, current)
+    foreign = settings.rekey and staged_key_is_foreign(settings)
+    answer = request_renewal(settings, current, settings.rekey and not foreign)
     reasons = verify_renewed(settings, current, answer, now)
     if reasons:
         raise RenewalError(
@@ -704,6 +715,13 @@ def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[
         f" {facts['serial']}, valid until {facts['not_after']}"
         + (", new key" if answer.key is not None else "")
     )
+    if foreign:
+        message += (
+            f"; kept the key without rekey: {settings.staged_key_path} is not this"
+            " certificate's key (a key change the certificate role staged and has not"
+            " installed yet, or left by an interrupted run), so it was left as it is; the"
+            " role's next run installs or removes it"
+        )
     return Outcome(True, message, facts["serial"]), ""
 
 

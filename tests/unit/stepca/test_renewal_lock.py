@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD
+from cryptography.hazmat.primitives.asymmetric import ec
 from lock_helpers import LockHolder, RenewalChild, on_first_wait
 from test_renewal import _issue
 
@@ -154,6 +155,39 @@ def test_a_healthy_run_fits_the_wait_of_the_others():
     assert _renewal.longest_hold(_renewal.DEFAULT_TIMEOUT) == _certificate_plan.LOCK_WAIT
 
 
+# ---------------------------------------------------------- a .next the timer did not make
+
+
+@pytest.mark.parametrize("staged", ["key", "garbage"])
+def test_rekey_beside_a_foreign_staged_key_renews_with_the_current_key(
+    step_ca, keys, tmp_path, staged
+):
+    """A key change the role staged and has not installed yet, or what a crash left."""
+    settings = _issue(step_ca, keys, tmp_path, "client", "foreign.example.test", rekey=True)
+    next_path = Path(settings.staged_key_path)
+    if staged == "key":
+        content = _crypto.serialize_private_key(ec.generate_private_key(ec.SECP384R1()))
+    else:
+        content = b"half a key from a run that died\n"
+    next_path.write_bytes(content)
+    next_path.chmod(0o600)
+    key_before = Path(settings.key_path).read_bytes()
+    serial_before = _renewal.read_current(settings).leaf.serial_number
+    outcome = _renewal.run(settings, force=True)
+    assert outcome.renewed, outcome.message
+    assert ", new key" not in outcome.message
+    assert outcome.message.endswith(
+        f"; kept the key without rekey: {next_path} is not this certificate's key (a key"
+        " change the certificate role staged and has not installed yet, or left by an"
+        " interrupted run), so it was left as it is; the role's next run installs or removes it"
+    ), outcome.message
+    assert next_path.read_bytes() == content
+    assert next_path.stat().st_mode & 0o777 == 0o600
+    assert Path(settings.key_path).read_bytes() == key_before
+    assert _renewal.read_current(settings).leaf.serial_number != serial_before
+    assert _belong(settings)
+
+
 # ------------------------------------------------------------------- the interleavings
 
 
@@ -213,3 +247,25 @@ def test_an_install_during_a_rekey_never_leaves_a_certificate_beside_another_key
     assert code == 0 and ", new key" in said, said
     assert _belong(settings)
     assert not Path(settings.staged_key_path).exists()
+
+
+def test_a_rekey_between_plan_and_install_leaves_the_role_s_staged_key(
+    step_ca, keys, tmp_path, run_module
+):
+    """(c) The plan staged a key of another curve as <key>.next; before the install, the
+    timer rekeys. The old timer wrote its own key over the staged one, so the install then
+    refused the certificate the CA issued for the staged key."""
+    settings = _issue(step_ca, keys, tmp_path, "client", "c.example.test", rekey=True)
+    plan = _plan(run_module, step_ca, settings, key_curve="P-384")
+    assert plan["items"][0]["staged"] is True, plan
+    staged = Path(settings.staged_key_path).read_bytes()
+    certificate = _sign(step_ca, keys, plan["items"][0]["request"])
+    outcome = _renewal.run(settings, force=True)
+    assert outcome.renewed and "kept the key without rekey" in outcome.message, outcome.message
+    assert Path(settings.staged_key_path).read_bytes() == staged
+    assert _belong(settings)
+    installed = _install(run_module, settings, certificate, key_curve="P-384")
+    assert installed["failed_items"] == [], installed
+    assert installed["items"][0]["key_replaced"] is True
+    assert Path(settings.key_path).read_bytes() == staged
+    assert _belong(settings)
