@@ -14,7 +14,9 @@ The ``certificate_install`` module's backend. For each item with an issued certi
    next ``certificate_plan`` call detects and finishes.
 
 Steps 1 to 3 of an item happen under the certificate lock of its key folder
-(:mod:`._item_lock`), which the renewal timer holds while it renews.
+(:mod:`._item_lock`), which the renewal timer holds while it renews. A timer that rekeyed the
+item after the plan made its CSR leaves a key the issued certificate does not fit: step 2
+refuses it, and the next run signs for the new key.
 
 One item's failure does not stop the others; the caller fails the host afterwards.
 """
@@ -52,8 +54,12 @@ def verify_issued(
     key: Any,
     anchors: list[Any],
     now: datetime | None = None,
+    key_path: str | None = None,
 ) -> list[str]:
-    """Why ``certs`` (leaf first, then its chain) is not what ``item`` asked for; empty if it is."""
+    """Why ``certs`` (leaf first, then its chain) is not what ``item`` asked for; empty if it is.
+
+    ``key`` is the key the certificate would sit beside, read from ``key_path`` (default the
+    item's key)."""
     now = now or datetime.now(timezone.utc)
     leaf = certs[0]
     reasons = []
@@ -73,7 +79,12 @@ def verify_issued(
             f"({', '.join(_crypto.PROFILES[item.profile])} only)"
         )
     if not _crypto.same_public_key(leaf.public_key(), key):
-        reasons.append("the certificate's public key is not the key it would be installed beside")
+        reasons.append(
+            "the certificate's public key is not the key it would be installed beside"
+            f" ({key_path or item.key_path}): that key changed since the plan made the CSR (the"
+            " renewal timer may have rekeyed it), or the CA signed another key; run the play"
+            " again to sign for the key on the host now"
+        )
     ok, message = _crypto.chains_to(leaf, anchors, list(certs[1:]), now)
     if not ok:
         reasons.append(f"does not chain to the trust bundle: {message}")
@@ -115,6 +126,7 @@ def _install_one(
 ) -> Outcome:
     outcome = Outcome(item.name)
     staged = read_key(item.staged_key_path)
+    key_path = item.staged_key_path if staged is not None else item.key_path
     key = staged if staged is not None else read_key(item.key_path)
     if key is None:
         outcome.msg = f"{item.name}: neither {item.key_path} nor {item.staged_key_path} exists"
@@ -124,7 +136,7 @@ def _install_one(
     except (_crypto.CryptoError, UnicodeEncodeError) as exc:
         outcome.msg = f"{item.name}: the issued certificate is unreadable: {exc}"
         return outcome
-    reasons = verify_issued(item, certs, key, anchors, now)
+    reasons = verify_issued(item, certs, key, anchors, now, key_path)
     if reasons:
         outcome.msg = f"{item.name}: the issued certificate was refused: " + "; ".join(reasons)
         return outcome

@@ -652,3 +652,26 @@ def test_install_refuses_the_items_of_a_locked_folder_and_installs_the_others(
     assert holds == [[str(host.dir)], [str(other)]]
     assert _snapshot(host.dir) == before
     assert (other / "db.crt").exists()
+
+
+def test_install_after_the_timer_rekeyed_says_the_key_changed_since_the_plan(run_module, host):
+    _deploy(run_module, host, profile="client")
+    plan = run_module(
+        certificate_plan, host.plan_args([host.item(profile="client", renew_before="3649d")])
+    )
+    certificate = host.sign(plan["items"][0]["request"])
+    # The timer's rekey after the plan: a new key, and a certificate for it.
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    (host.dir / "web.key").write_bytes(_crypto.serialize_private_key(new_key))
+    (host.dir / "web.crt").write_text(
+        host.sign(plan["items"][0]["request"], public_key=new_key.public_key())
+    )
+    message = _refused(run_module, host, certificate, profile="client")
+    assert message == (
+        "web: the issued certificate was refused: the certificate's public key is not the key"
+        f" it would be installed beside ({host.dir / 'web.key'}): that key changed since the"
+        " plan made the CSR (the renewal timer may have rekeyed it), or the CA signed another"
+        " key; run the play again to sign for the key on the host now"
+    )
+    again = run_module(certificate_plan, host.plan_args([host.item(profile="client")]))
+    assert again["needs_signing"] == [], again

@@ -249,6 +249,44 @@ def test_an_install_during_a_rekey_never_leaves_a_certificate_beside_another_key
     assert not Path(settings.staged_key_path).exists()
 
 
+def test_an_install_after_a_rekey_waits_for_it_then_says_the_key_changed(
+    step_ca, keys, tmp_path, run_module, monkeypatch
+):
+    """(b) the other way round: the timer rekeys after the plan made its CSR, and holds the
+    lock when the install comes. The install waits, then refuses the certificate for the old
+    key with a reason that says what to do; the next run signs for the new key."""
+    settings = _issue(step_ca, keys, tmp_path, "client", "b2.example.test", rekey=True)
+    plan = _plan(run_module, step_ca, settings, renew_before="0.99")
+    certificate = _sign(step_ca, keys, plan["items"][0]["request"])
+    timer = RenewalChild(_settings_file(settings), "before-rename")
+    timer.start()
+    timer.expect("paused")
+    ended = []
+
+    def timer_finishes():
+        timer.go()
+        ended.append(timer.finish())
+
+    waits = on_first_wait(monkeypatch, timer_finishes)
+    installed = _install(run_module, settings, certificate, renew_before="0.99")
+    assert waits and ended[0][0] == 0, ended
+    assert installed["changed_items"] == []
+    assert installed["failed_items"] == [
+        {
+            "name": settings.name,
+            "msg": f"{settings.name}: the issued certificate was refused: the certificate's"
+            " public key is not the key it would be installed beside"
+            f" ({settings.key_path}): that key changed since the plan made the CSR (the"
+            " renewal timer may have rekeyed it), or the CA signed another key; run the play"
+            " again to sign for the key on the host now",
+        }
+    ]
+    assert _belong(settings)
+    again = _plan(run_module, step_ca, settings, renew_before="0.99")
+    installed = _install(run_module, settings, _sign(step_ca, keys, again["items"][0]["request"]))
+    assert installed["failed_items"] == [] and _belong(settings), installed
+
+
 def test_a_rekey_between_plan_and_install_leaves_the_role_s_staged_key(
     step_ca, keys, tmp_path, run_module
 ):
