@@ -2,12 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Renewal between Ansible runs: the program a systemd timer runs on the host.
 
-The ``certificate`` role (``certificate_renew_timer``) copies this file, ``_crypto`` and
-``_item_lock`` to ``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot service, once
-per certificate, with a JSON settings file the role writes (:class:`Settings`). One run holds
-the certificate lock (:mod:`._item_lock`, shared with the role's ``certificate_plan`` and
-``certificate_install``) from the first read to the last write, waiting for it at most
-:func:`longest_hold`, and then:
+The ``certificate`` role (``certificate_renew_timer``) copies this file, ``_crypto``,
+``_item_lock`` and ``_io`` to ``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot
+service, once per certificate, with a JSON settings file the role writes (:class:`Settings`).
+One run holds the certificate lock (:mod:`._item_lock`, shared with the role's
+``certificate_plan`` and ``certificate_install``) from the first read to the last write,
+waiting for it at most :func:`longest_hold`, and then:
 
 1. **decide** (:func:`decide`): the certificate must still fit its key and chain to the trust
    bundle; it is renewed only when less than ``renew_before`` is left, by the same rule the
@@ -32,8 +32,8 @@ the certificate lock (:mod:`._item_lock`, shared with the role's ``certificate_p
 Every failure raises :class:`RenewalError`; :func:`main` prints the reason (the journal keeps
 it) and exits 1. Nothing is written before the answer has passed every check.
 
-Only the standard library and ``cryptography`` (and the collection's ``_crypto`` and
-``_item_lock``, installed beside it) are used, and the code runs on Python 3.8.
+Only the standard library and ``cryptography`` (and the collection's ``_crypto``,
+``_item_lock`` and ``_io``, installed beside it) are used, and the code runs on Python 3.8.
 """
 
 from __future__ import annotations
@@ -47,14 +47,13 @@ import secrets
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _item_lock
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io, _item_lock
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -524,37 +523,24 @@ def _pem(cert: Any) -> bytes:
 
 
 def write_like(path: str, content: bytes, like: str, mode: int | None = None) -> None:
-    """Write ``content`` to ``path`` atomically, with the mode and owner of ``like``.
-
-    The temporary file (same folder) is created 0600 and given its final mode and owner
-    before the rename, so the content is never readable by others on the way.
-    """
+    """Write ``content`` to ``path`` atomically (:func:`._io.write_atomic`: owner and mode
+    set through the open temporary file before the rename, so the content is never
+    readable by others on the way), with the mode and owner of ``like``."""
     try:
         info = os.stat(like)
     except OSError as exc:
         raise RenewalError(f"cannot read {like}: {exc.strerror or exc}") from None
-    folder = os.path.dirname(os.path.abspath(path))
+    root = os.geteuid() == 0  # only root can give a file to another owner
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    except OSError as exc:
-        raise RenewalError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            # Through the open file, never its name: the folder may belong to the service's
-            # user, who could put a symlink there for root to chown or chmod.
-            if os.geteuid() == 0:
-                os.fchown(stream.fileno(), info.st_uid, info.st_gid)
-            os.fchmod(stream.fileno(), info.st_mode & 0o7777 if mode is None else mode)
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        _unlink(temporary)
-        raise RenewalError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink(temporary)
-        raise
+        _io.write_atomic(
+            path,
+            content,
+            mode=info.st_mode & 0o7777 if mode is None else mode,
+            uid=info.st_uid if root else -1,
+            gid=info.st_gid if root else -1,
+        )
+    except _io.FileIOError as exc:
+        raise RenewalError(str(exc)) from None
 
 
 def _unlink(path: str) -> None:
