@@ -13,6 +13,11 @@ The ``certificate_install`` module's backend. For each item with an issued certi
    ``<key>``. A crash between the two leaves the new certificate beside ``<key>.next``, which the
    next ``certificate_plan`` call detects and finishes.
 
+Steps 1 to 3 of an item happen under the certificate lock of its key folder
+(:mod:`._item_lock`), which the renewal timer holds while it renews. A timer that rekeyed the
+item after the plan made its CSR leaves a key the issued certificate does not fit: step 2
+refuses it, and the next run signs for the new key.
+
 One item's failure does not stop the others; the caller fails the host afterwards.
 """
 
@@ -22,7 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io
+from ansible_collections.mtls.rollout.plugins.module_utils import (
+    _certificate_plan,
+    _crypto,
+    _io,
+    _item_lock,
+)
 from ansible_collections.mtls.rollout.plugins.module_utils._certificate_plan import (
     CERT_MODE,
     KEY_MODE,
@@ -44,8 +54,12 @@ def verify_issued(
     key: Any,
     anchors: list[Any],
     now: datetime | None = None,
+    key_path: str | None = None,
 ) -> list[str]:
-    """Why ``certs`` (leaf first, then its chain) is not what ``item`` asked for; empty if it is."""
+    """Why ``certs`` (leaf first, then its chain) is not what ``item`` asked for; empty if it is.
+
+    ``key`` is the key the certificate would sit beside, read from ``key_path`` (default the
+    item's key)."""
     now = now or datetime.now(timezone.utc)
     leaf = certs[0]
     reasons = []
@@ -65,7 +79,12 @@ def verify_issued(
             f"({', '.join(_crypto.PROFILES[item.profile])} only)"
         )
     if not _crypto.same_public_key(leaf.public_key(), key):
-        reasons.append("the certificate's public key is not the key it would be installed beside")
+        reasons.append(
+            "the certificate's public key is not the key it would be installed beside"
+            f" ({key_path or item.key_path}): that key changed since the plan made the CSR (the"
+            " renewal timer may have rekeyed it), or the CA signed another key; run the play"
+            " again to sign for the key on the host now"
+        )
     ok, message = _crypto.chains_to(leaf, anchors, list(certs[1:]), now)
     if not ok:
         reasons.append(f"does not chain to the trust bundle: {message}")
@@ -107,6 +126,7 @@ def _install_one(
 ) -> Outcome:
     outcome = Outcome(item.name)
     staged = read_key(item.staged_key_path)
+    key_path = item.staged_key_path if staged is not None else item.key_path
     key = staged if staged is not None else read_key(item.key_path)
     if key is None:
         outcome.msg = f"{item.name}: neither {item.key_path} nor {item.staged_key_path} exists"
@@ -116,7 +136,7 @@ def _install_one(
     except (_crypto.CryptoError, UnicodeEncodeError) as exc:
         outcome.msg = f"{item.name}: the issued certificate is unreadable: {exc}"
         return outcome
-    reasons = verify_issued(item, certs, key, anchors, now)
+    reasons = verify_issued(item, certs, key, anchors, now, key_path)
     if reasons:
         outcome.msg = f"{item.name}: the issued certificate was refused: " + "; ".join(reasons)
         return outcome
@@ -160,10 +180,20 @@ def install(
         raise PlanError(f"trust bundle {bundle_path} does not exist; run certificate_plan first")
     anchors = load_bundle(bundle, bundle_path)
     outcomes = []
+    busy: dict[str, str] = {}  # folder -> why its lock was not taken (not waited for twice)
     for index, item in enumerate(items):
         raw = raw_items[index]
+        folder = _item_lock.folder_of(item.key_path)
+        if folder in busy:
+            outcomes.append(Outcome(item.name, msg=f"{item.name}: {busy[folder]}"))
+            continue
         try:
-            outcome = _install_one(module, item, raw["certificate"], anchors, now)
+            with _item_lock.hold([folder], _certificate_plan.LOCK_WAIT):
+                outcome = _install_one(module, item, raw["certificate"], anchors, now)
+        except _item_lock.LockError as exc:
+            what = "none of the files of the certificates there was changed"
+            busy[folder] = _certificate_plan.lock_failure(exc, what)
+            outcome = Outcome(item.name, msg=f"{item.name}: {busy[folder]}")
         except (PlanError, _io.FileIOError) as exc:
             outcome = Outcome(item.name, msg=f"{item.name}: {exc}")
         outcomes.append(outcome)

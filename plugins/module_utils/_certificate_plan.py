@@ -17,19 +17,24 @@ The ``certificate_plan`` module's backend. One call per host per run:
 
 Everything is decided first (:func:`assess`, reads only), then done (:func:`apply`), so bad input or
 an unreadable key fails before any file is touched, and check mode predicts with the same code.
+Both happen under the certificate lock of every item's key folder (:func:`locked`), which the
+renewal timers and ``certificate_install`` take too, so the plan never acts on their half-done
+steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _crypto,
     _io,
+    _item_lock,
     _renewal,
     _renewal_install,
 )
@@ -42,8 +47,38 @@ DIR_MODE = "0755"
 BUNDLE_MODE = "0644"
 
 
+# How long certificate_plan and certificate_install wait for the certificate lock: as long as a
+# healthy renewal run holds it with the program's default CA timeout (120 s).
+LOCK_WAIT = _renewal.longest_hold(_renewal.DEFAULT_TIMEOUT)
+
+
 class PlanError(Exception):
     """Bad input or a file the plan cannot use. Nothing was changed when it is raised."""
+
+
+def lock_failure(exc: _item_lock.LockError, what: str) -> str:
+    """The message for a certificate lock not taken: who holds it, and what to do."""
+    if not isinstance(exc, _item_lock.LockBusy):
+        return f"{exc}; {what}"
+    return (
+        f"{exc}: a renewal timer (systemctl list-units 'mtls-renew-*') or another run of the"
+        f" certificate role is changing certificates there; {what}. Run again once it has"
+        " finished."
+    )
+
+
+@contextlib.contextmanager
+def locked(raw_items: list[dict[str, Any]]) -> Iterator[None]:
+    """Hold the certificate lock (:mod:`._item_lock`) of every item's key folder, waiting at
+    most :data:`LOCK_WAIT`; raises :class:`PlanError` when it cannot."""
+    folders = [_item_lock.folder_of(item.key_path) for item in parse_items(raw_items)]
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_item_lock.hold(folders, LOCK_WAIT))
+        except _item_lock.LockError as exc:
+            what = "none of this host's certificates was changed"
+            raise PlanError(lock_failure(exc, what)) from None
+        yield
 
 
 # ------------------------------------------------------------------------ items

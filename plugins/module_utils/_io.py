@@ -1,34 +1,49 @@
 # Copyright: contributors to mtls.rollout
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""File helpers for mtls.rollout modules: atomic writes with safe modes, and reads.
+"""File helpers for mtls.rollout: atomic writes with safe modes, and reads.
 
-The one way to write a file is :func:`write_file`:
+Every file is written by :func:`write_atomic`:
 
 1. a temporary file is created with mode ``0600`` in the target's own folder
    (``tempfile.mkstemp``), so secrets are never readable by others, not even for
    a moment, and the final rename stays on one filesystem;
-2. the content is written and flushed to disk;
-3. the temporary file is renamed over the target with :func:`os.replace` (atomic);
-4. the file attributes (owner, group, mode, SELinux context, ...) the task asked for are set
-   with ``module.set_fs_attributes_if_different``.
+2. the content is written;
+3. the file gets its final owner, group and mode through the open descriptor (``fchown``,
+   ``fchmod``), never by name: the folder may be writable by a service's user, who could
+   swap the temporary file for a symlink and have root chown or chmod its target;
+4. it is flushed to disk (``fsync``);
+5. it is renamed over the target with :func:`os.replace` (atomic), so the target has its
+   final content, owner and mode from the moment it exists.
+
+Modules call :func:`write_file`, which takes the task's file arguments, resolves the owner and
+group names and the octal mode for step 3, gives the temporary file the target's default
+SELinux context, and afterwards lets ``module.set_fs_attributes_if_different`` apply what a
+descriptor cannot (SELinux context, ``chattr`` attributes, a symbolic mode); owner and mode
+are already right then. The renewal program, which runs without Ansible, calls
+:func:`write_atomic` itself (``_renewal.write_like``).
 
 ``AnsibleModule.atomic_move`` is not used for the rename because it gives a *new* file the
 mode ``0666 & ~umask`` before the attributes are applied, which would expose a private key.
 
-Nothing here decides whether to write: callers check ``module.check_mode`` first.
+Nothing here decides whether to write: callers check ``module.check_mode`` first. Only the
+standard library is used, and the code runs on Python 3.8 (the renewal program imports it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
+import stat
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 __all__ = [
     "FileIOError",
     "read_bytes",
     "remove_file",
+    "write_atomic",
     "write_file",
 ]
 
@@ -73,6 +88,51 @@ def read_bytes(path: str, max_size: int = 1024 * 1024) -> bytes | None:
     return data
 
 
+def write_atomic(
+    path: str,
+    content: bytes,
+    mode: int | None = None,
+    uid: int = -1,
+    gid: int = -1,
+    before_rename: Callable[[str], None] | None = None,
+) -> None:
+    """Write ``content`` to ``path`` atomically, with its owner and mode set before the rename
+    (see the module's description).
+
+    ``mode``: the permission bits (``None`` keeps ``0600``); ``uid`` and ``gid``: the owner and
+    group (``-1`` keeps the writer's). ``before_rename(temporary_path)`` runs last before the
+    rename. Raises :class:`FileIOError` when the folder is missing or not writable, or a step
+    fails; the temporary file is then removed and the target left untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise FileIOError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    except OSError as exc:
+        raise FileIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            descriptor = stream.fileno()
+            info = os.fstat(descriptor)
+            if (uid not in (-1, info.st_uid)) or (gid not in (-1, info.st_gid)):
+                os.fchown(descriptor, uid, gid)  # before fchmod: chown clears setuid bits
+            if mode is not None:
+                os.fchmod(descriptor, mode)
+            os.fsync(descriptor)
+        if before_rename is not None:
+            before_rename(temporary)
+        os.replace(temporary, path)
+    except OSError as exc:
+        _unlink_quietly(temporary)
+        raise FileIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _unlink_quietly(temporary)
+        raise
+
+
 def write_file(
     module: Any,
     path: str,
@@ -80,7 +140,8 @@ def write_file(
     file_args: dict[str, Any] | None = None,
     secret: bool = True,
 ) -> bool:
-    """Write ``content`` to ``path`` atomically, then apply ``file_args``. Returns ``True``.
+    """Write ``content`` to ``path`` atomically (:func:`write_atomic`), with ``file_args``.
+    Returns ``True``.
 
     ``module`` is the ``AnsibleModule``; ``file_args`` normally comes from
     ``module.load_file_common_arguments(module.params)`` (its ``path`` is replaced by
@@ -90,30 +151,9 @@ def write_file(
     Callers must not call this in check mode.
 
     Raises :class:`FileIOError` (the target is left untouched) when the folder is missing
-    or not writable, or the write fails.
+    or not writable, the owner or group does not exist, or the write fails.
     """
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise FileIOError(f"cannot write {path}: folder {folder} does not exist")
     creating = not os.path.exists(path)
-    try:
-        handle, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    except OSError as exc:
-        raise FileIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _set_default_selinux_context(module, tmp_path, path)
-        os.replace(tmp_path, path)
-    except OSError as exc:
-        _unlink_quietly(tmp_path)
-        raise FileIOError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _unlink_quietly(tmp_path)
-        raise
-
     args: dict[str, Any] = dict.fromkeys(_FILE_ARG_KEYS)
     args.update(file_args or {})
     args["path"] = path
@@ -121,8 +161,59 @@ def write_file(
         umask = os.umask(0)
         os.umask(umask)
         args["mode"] = 0o666 & ~umask
+    write_atomic(
+        path,
+        content,
+        mode=_octal_mode(args["mode"]),
+        uid=_user_id(path, args["owner"]),
+        gid=_group_id(path, args["group"]),
+        before_rename=lambda temporary: _set_default_selinux_context(module, temporary, path),
+    )
+    # What a descriptor cannot set (SELinux context, chattr attributes, a symbolic mode).
     module.set_fs_attributes_if_different(args, True)
     return True
+
+
+def _octal_mode(mode: Any) -> int | None:
+    """The permission bits of an octal ``mode`` (an int, or a string such as ``"0644"``);
+    ``None`` for no mode or a symbolic one (``u=rw,g=r``), which is left to
+    ``set_fs_attributes_if_different`` after the rename, relative to ``0600`` as before."""
+    if mode is None:
+        return None
+    if isinstance(mode, int):
+        value = mode
+    else:
+        try:
+            value = int(str(mode), 8)
+        except ValueError:
+            return None
+    return value if value == stat.S_IMODE(value) else None
+
+
+def _user_id(path: str, owner: Any) -> int:
+    if owner is None or owner == "":
+        return -1
+    try:
+        return int(owner)
+    except ValueError:
+        pass
+    try:
+        return pwd.getpwnam(str(owner)).pw_uid
+    except KeyError:
+        raise FileIOError(f"cannot write {path}: there is no user {owner!r}") from None
+
+
+def _group_id(path: str, group: Any) -> int:
+    if group is None or group == "":
+        return -1
+    try:
+        return int(group)
+    except ValueError:
+        pass
+    try:
+        return grp.getgrnam(str(group)).gr_gid
+    except KeyError:
+        raise FileIOError(f"cannot write {path}: there is no group {group!r}") from None
 
 
 def remove_file(path: str) -> bool:

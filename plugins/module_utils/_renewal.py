@@ -2,16 +2,20 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Renewal between Ansible runs: the program a systemd timer runs on the host.
 
-The ``certificate`` role (``certificate_renew_timer``) copies this file and ``_crypto`` to
-``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot service, once per certificate,
-with a JSON settings file the role writes (:class:`Settings`). One run:
+The ``certificate`` role (``certificate_renew_timer``) copies this file, ``_crypto``,
+``_item_lock`` and ``_io`` to ``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot
+service, once per certificate, with a JSON settings file the role writes (:class:`Settings`).
+One run holds the certificate lock (:mod:`._item_lock`, shared with the role's
+``certificate_plan`` and ``certificate_install``) from the first read to the last write,
+waiting for it at most :func:`longest_hold`, and then:
 
 1. **decide** (:func:`decide`): the certificate must still fit its key and chain to the trust
    bundle; it is renewed only when less than ``renew_before`` is left, by the same rule the
    role itself applies (:func:`._crypto.evaluate_certificate`);
 2. **request** (:func:`request_renewal`): ``POST /1.0/renew`` (or ``/1.0/rekey`` with a CSR
-   for a key made here), TLS verified against the trust bundle only. A certificate with the
-   clientAuth usage authenticates as TLS client certificate (mTLS). One without it (the
+   for a key made here; never while a ``<key>.next`` it did not make is there, see
+   :func:`staged_key_is_foreign`), TLS verified against the trust bundle only. A certificate
+   with the clientAuth usage authenticates as TLS client certificate (mTLS). One without it (the
    ``server`` profile) cannot be a TLS client certificate, so it sends a renewal token
    instead: a JWT signed by the certificate's own key, with the certificate chain in its
    ``x5cInsecure`` header, as step-ca's renew endpoint accepts it. Rekeying needs mTLS;
@@ -21,14 +25,15 @@ with a JSON settings file the role writes (:class:`Settings`). One run:
 4. **write** (:func:`write_renewed`): atomically, with the old file's mode and owner. With a
    new key: key to ``<key>.next``, certificate, then the rename of ``<key>.next`` over
    ``<key>`` (the role's crash-safe order; an interrupted swap is finished on the next run);
-5. **reload**: the item's commands, in order (for NGINX ``nginx -t``, then
-   ``systemctl reload nginx``); the first failure stops them and is remembered, so the
-   next run tries them again even when nothing needs renewing.
+5. **reload** (after the lock is released): the item's commands, in order (for NGINX
+   ``nginx -t``, then ``systemctl reload nginx``); the first failure stops them and is
+   remembered, so the next run tries them again even when nothing needs renewing.
 
 Every failure raises :class:`RenewalError`; :func:`main` prints the reason (the journal keeps
 it) and exits 1. Nothing is written before the answer has passed every check.
 
-Only the standard library and ``cryptography`` are used, and the code runs on Python 3.8.
+Only the standard library and ``cryptography`` (and the collection's ``_crypto``,
+``_item_lock`` and ``_io``, installed beside it) are used, and the code runs on Python 3.8.
 """
 
 from __future__ import annotations
@@ -42,14 +47,13 @@ import secrets
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.mtls.rollout.plugins.module_utils import _crypto
+from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io, _item_lock
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -62,6 +66,8 @@ STAGED_SUFFIX = ".next"
 PENDING_SUFFIX = ".reload-pending"
 TOKEN_LIFETIME = 300
 DEFAULT_TIMEOUT = 30.0
+# Key generation (RSA 4096 takes seconds on a small host), the writes and the rest of a run.
+LOCK_MARGIN = 30.0
 # The settings file's keys; ``state_dir`` holds the reload-pending markers.
 SETTING_KEYS = (
     "name",
@@ -81,6 +87,14 @@ SETTING_KEYS = (
 
 class RenewalError(Exception):
     """A renewal step failed; the message says why and is safe for the journal."""
+
+
+def longest_hold(timeout: float) -> float:
+    """The longest a healthy run holds the certificate lock, in seconds: one CA request whose
+    connection, TLS handshake and answer each come within ``timeout``, plus
+    :data:`LOCK_MARGIN`. Whoever waits for the lock (a sibling's timer, the certificate
+    role) waits this long, so a healthy run always finishes first (120 s by default)."""
+    return 3 * timeout + LOCK_MARGIN
 
 
 @dataclass(frozen=True)
@@ -411,11 +425,12 @@ class Answer:
     key: Any = None
 
 
-def request_renewal(settings: Settings, current: Current) -> Answer:
-    """Ask the CA for the new certificate (see the module's description for how)."""
+def request_renewal(settings: Settings, current: Current, rekey: bool | None = None) -> Answer:
+    """Ask the CA for the new certificate (see the module's description for how); with a
+    new key when ``rekey`` (default: the settings')."""
     mtls = uses_mtls(current)
     new_key = None
-    if settings.rekey:
+    if settings.rekey if rekey is None else rekey:
         if not mtls:
             raise RenewalError(
                 "rekey needs a certificate with the clientAuth usage (step-ca's /1.0/rekey"
@@ -508,37 +523,24 @@ def _pem(cert: Any) -> bytes:
 
 
 def write_like(path: str, content: bytes, like: str, mode: int | None = None) -> None:
-    """Write ``content`` to ``path`` atomically, with the mode and owner of ``like``.
-
-    The temporary file (same folder) is created 0600 and given its final mode and owner
-    before the rename, so the content is never readable by others on the way.
-    """
+    """Write ``content`` to ``path`` atomically (:func:`._io.write_atomic`: owner and mode
+    set through the open temporary file before the rename, so the content is never
+    readable by others on the way), with the mode and owner of ``like``."""
     try:
         info = os.stat(like)
     except OSError as exc:
         raise RenewalError(f"cannot read {like}: {exc.strerror or exc}") from None
-    folder = os.path.dirname(os.path.abspath(path))
+    root = os.geteuid() == 0  # only root can give a file to another owner
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-    except OSError as exc:
-        raise RenewalError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            # Through the open file, never its name: the folder may belong to the service's
-            # user, who could put a symlink there for root to chown or chmod.
-            if os.geteuid() == 0:
-                os.fchown(stream.fileno(), info.st_uid, info.st_gid)
-            os.fchmod(stream.fileno(), info.st_mode & 0o7777 if mode is None else mode)
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        _unlink(temporary)
-        raise RenewalError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink(temporary)
-        raise
+        _io.write_atomic(
+            path,
+            content,
+            mode=info.st_mode & 0o7777 if mode is None else mode,
+            uid=info.st_uid if root else -1,
+            gid=info.st_gid if root else -1,
+        )
+    except _io.FileIOError as exc:
+        raise RenewalError(str(exc)) from None
 
 
 def _unlink(path: str) -> None:
@@ -627,19 +629,63 @@ class Outcome:
     reloaded: list[str] = field(default_factory=list)
 
 
-def run(settings: Settings, force: bool = False, now: datetime | None = None) -> Outcome:
-    """One timer run: decide, request, verify, write, reload. Raises :class:`RenewalError`."""
+def staged_key_is_foreign(settings: Settings) -> bool:
+    """Whether a ``<key>.next`` is there that the certificate does not belong to (run after
+    :func:`finish_interrupted_swap`, which moves one it does belong to): a key change the
+    certificate role staged and has not installed yet, or what a run that died left. A
+    renewal leaves it as it is; the role's next run installs or removes it."""
+    return os.path.lexists(settings.staged_key_path)
+
+
+def run(
+    settings: Settings,
+    force: bool = False,
+    now: datetime | None = None,
+    lock_wait: float | None = None,
+) -> Outcome:
+    """One timer run: decide, request, verify, write, under the certificate lock (see
+    :mod:`._item_lock`); then reload. Raises :class:`RenewalError`.
+
+    ``lock_wait``: how long to wait for the lock (default :func:`longest_hold` of the
+    settings' timeout: as long as a sibling's healthy run takes).
+    """
+    wait = longest_hold(settings.timeout) if lock_wait is None else lock_wait
+    try:
+        with _item_lock.hold([_item_lock.folder_of(settings.key_path)], wait):
+            outcome, reload_why = _run_locked(settings, force, now)
+    except _item_lock.LockError as exc:
+        raise RenewalError(
+            f"{exc}: the certificate role or another renewal is changing certificates there;"
+            f" {settings.cert_path} is unchanged, and the next run tries again"
+        ) from None
+    # Outside the lock: reload commands take as long as the service needs, and read the
+    # files only.
+    if outcome.renewed:
+        try:
+            outcome.reloaded = reload_services(settings)
+        except RenewalError as exc:
+            raise RenewalError(f"{outcome.message}; but {exc}") from None
+    elif reload_why:
+        outcome.reloaded = reload_services(settings)
+        outcome.message += f"; {reload_why}, reloaded"
+    return outcome
+
+
+def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[Outcome, str]:
+    """The part of :func:`run` that reads and writes the key and certificate. Returns the
+    outcome and, when nothing was renewed, why the services still need a reload."""
     swapped = finish_interrupted_swap(settings)
     current = read_current(settings)
     decision = decide(settings, current, now)
-    pending = os.path.exists(settings.pending_path)
     if not (decision.renew or force):
-        if pending or swapped:
-            ran = reload_services(settings)
-            why = "finished an interrupted key swap" if swapped else "an earlier reload failed"
-            return Outcome(False, f"{decision.reason}; {why}, reloaded", None, ran)
-        return Outcome(False, decision.reason)
-    answer = request_renewal(settings, current)
+        why = ""
+        if swapped:
+            why = "finished an interrupted key swap"
+        elif os.path.exists(settings.pending_path):
+            why = "an earlier reload failed"
+        return Outcome(False, decision.reason), why
+    foreign = settings.rekey and staged_key_is_foreign(settings)
+    answer = request_renewal(settings, current, settings.rekey and not foreign)
     reasons = verify_renewed(settings, current, answer, now)
     if reasons:
         raise RenewalError(
@@ -655,11 +701,14 @@ def run(settings: Settings, force: bool = False, now: datetime | None = None) ->
         f" {facts['serial']}, valid until {facts['not_after']}"
         + (", new key" if answer.key is not None else "")
     )
-    try:
-        ran = reload_services(settings)
-    except RenewalError as exc:
-        raise RenewalError(f"{message}; but {exc}") from None
-    return Outcome(True, message, facts["serial"], ran)
+    if foreign:
+        message += (
+            f"; kept the key without rekey: {settings.staged_key_path} is not this"
+            " certificate's key (a key change the certificate role staged and has not"
+            " installed yet, or left by an interrupted run), so it was left as it is; the"
+            " role's next run installs or removes it"
+        )
+    return Outcome(True, message, facts["serial"]), ""
 
 
 def _say(stream: Any, line: str) -> None:

@@ -5,8 +5,9 @@
 What one certificate with a renewal timer has on the host (``<unit>`` is ``mtls-renew-<name>``):
 
 * the program, shared by all certificates: ``/usr/local/lib/mtls-rollout/renew.py`` and the
-  collection's ``_crypto`` and ``_renewal`` module_utils beside it, copied from the module's
-  own payload (so the host runs exactly the code of the collection that installed it);
+  collection's ``_crypto``, ``_io``, ``_item_lock`` and ``_renewal`` module_utils beside it,
+  copied from the module's own payload (so the host runs exactly the code of the collection
+  that installed it);
 * its settings, ``/etc/mtls-rollout/renew/<name>.json`` (no secret: paths, the CA URL, the
   names, the threshold, the reload commands);
 * ``/etc/systemd/system/<unit>.service`` (oneshot: the program with those settings) and
@@ -30,12 +31,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-# The module's payload carries _renewal (and _crypto) because of this import; their source
-# is what gets installed.
+# The module's payload carries _renewal (and _crypto, _io and _item_lock, which it imports)
+# because of this import; their source is what gets installed.
 from ansible_collections.mtls.rollout.plugins.module_utils import _io, _renewal
 
 PACKAGE = "ansible_collections.mtls.rollout.plugins.module_utils"
-PROGRAM_SOURCES = ("_crypto", "_renewal")
+PROGRAM_SOURCES = ("_crypto", "_io", "_item_lock", "_renewal")
 _PACKAGE_PATH = ("ansible_collections", "mtls", "rollout", "plugins", "module_utils")
 UNIT_PREFIX = "mtls-renew-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")

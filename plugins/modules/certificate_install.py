@@ -21,6 +21,12 @@ description:
   - The certificate, followed by its chain, is written atomically, then the staged key is renamed
     over the working key. A crash between the two writes is healed by the next
     M(mtls.rollout.certificate_plan) call.
+  - Each item is checked, written and its key renamed under the certificate lock, an C(flock) on
+    the folder of its key, which the renewal timers and M(mtls.rollout.certificate_plan) take
+    too. It waits at most as long as a renewal with a healthy CA takes (120 seconds); a lock
+    still held then refuses the items of that folder. A certificate for another key than the one
+    on the host now (a renewal timer rekeyed it after the plan) is refused; the next run signs
+    for the current key.
   - One item's refusal does not stop the others, and does not fail the module; the refusals are
     returned in RV(failed_items) for the caller to fail the host.
 author:

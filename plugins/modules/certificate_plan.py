@@ -24,6 +24,10 @@ description:
     profile, lifetime left) and returns, for each one that needs signing, the reason and a CSR made
     on the host from the key the certificate will sit beside. Private keys never leave the host.
   - Every item is checked before any file is written, so bad input changes nothing.
+  - Reads and writes under the certificate lock, an C(flock) on the folder of each item's key,
+    which the renewal timers and M(mtls.rollout.certificate_install) take too. It waits at most
+    as long as a renewal with a healthy CA takes (120 seconds); a lock still held then fails the
+    module with the folder and the process holding it, and nothing is changed.
   - Installs, removes or updates each item's renewal timer (O(items[].renew_timer)) and the
     renewal program, and removes the files of items with O(items[].state=absent).
 author:
@@ -307,17 +311,18 @@ def main() -> None:
         )
     params = module.params
     try:
-        plan = _certificate_plan.make_plan(
-            params["items"],
-            params["certificate_dir"],
-            params["trust_bundle_path"],
-            params["trust_bundle"],
-            owner=params["owner"],
-            group=params["group"],
-            anchors_pem=params["anchors"] or None,
-            replace_unreadable_keys=params["replace_unreadable_keys"],
-        )
-        result = _certificate_plan.apply(module, plan)
+        with _certificate_plan.locked(params["items"]):
+            plan = _certificate_plan.make_plan(
+                params["items"],
+                params["certificate_dir"],
+                params["trust_bundle_path"],
+                params["trust_bundle"],
+                owner=params["owner"],
+                group=params["group"],
+                anchors_pem=params["anchors"] or None,
+                replace_unreadable_keys=params["replace_unreadable_keys"],
+            )
+            result = _certificate_plan.apply(module, plan)
     except (_certificate_plan.PlanError, _crypto.CryptoError) as exc:
         module.fail_json(msg=to_native(exc))
     module.exit_json(**result)

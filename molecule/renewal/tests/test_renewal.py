@@ -1,5 +1,6 @@
-"""What a user sees after side_effect.yml started the renewal services, stopped the CA and
-started them again, and removed "old" with state: absent."""
+"""What a user sees after side_effect.yml started the renewal services (the worker's once more
+beside a staged key its timer did not make), stopped the CA and started them again, and
+removed "old" with state: absent."""
 
 from __future__ import annotations
 
@@ -85,6 +86,19 @@ def test_the_client_still_gets_200_with_its_new_key(client):
     assert cert_key == client.check_output(f"openssl pkey -in {key} -pubout | sha256sum")
     assert "new key" in _journal(client, "worker")
     assert not client.file(f"{key}.next").exists
+
+
+def test_a_rekey_beside_a_staged_key_it_did_not_make_kept_the_key_and_left_that_file(client):
+    staged = "/root/staged-worker.key.next"
+    assert _sha(client, staged) == _sha(client, "/root/staged-after-worker.key.next")
+    assert _sha(client, "/root/rekeyed-worker.key") == _sha(client, "/etc/ssl/mtls/worker.key")
+    assert _serial(client, "/root/rekeyed-worker.crt") != _serial(
+        client, "/root/renewed-worker.crt"
+    )
+    assert (
+        "; kept the key without rekey: /etc/ssl/mtls/worker.key.next is not this certificate's key"
+        in _journal(client, "worker")
+    )
 
 
 @pytest.mark.parametrize(("name", "item"), RENEWED.items())

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import stat
 
 import pytest
@@ -81,3 +83,102 @@ def test_remove_file(tmp_path):
     assert _io.remove_file(str(target)) is True
     assert not target.exists()
     assert _io.remove_file(str(target)) is False
+
+
+# ---------------------------------------------- owner and mode before the rename
+
+
+@pytest.fixture
+def at_rename(monkeypatch):
+    """The temporary file's mode and owner at the moment it is renamed over the target."""
+    seen = []
+    replace = os.replace
+
+    def record(source, target):
+        info = os.lstat(source)
+        seen.append((stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid))
+        replace(source, target)
+
+    monkeypatch.setattr(_io.os, "replace", record)
+    return seen
+
+
+@pytest.mark.parametrize(("mode", "wanted"), [("0644", 0o644), (0o640, 0o640)])
+def test_the_mode_is_set_before_the_rename(module, tmp_path, at_rename, mode, wanted):
+    target = tmp_path / "cert.pem"
+    target.write_bytes(b"old")
+    _io.write_file(module, str(target), b"new", {"mode": mode}, secret=False)
+    assert at_rename == [(wanted, os.geteuid(), os.getegid())]
+    assert (target.read_bytes(), _mode(target)) == (b"new", wanted)
+
+
+def test_a_new_public_file_without_a_mode_has_the_umask_default_before_the_rename(
+    module, tmp_path, at_rename
+):
+    old = os.umask(0o027)
+    try:
+        _io.write_file(module, str(tmp_path / "web.csr"), b"csr", secret=False)
+    finally:
+        os.umask(old)
+    assert [mode for mode, _uid, _gid in at_rename] == [0o640]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_owner_and_group_are_set_before_the_rename(module, tmp_path, at_rename):
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    target = tmp_path / "web.key"
+    _io.write_file(module, str(target), b"key", {"owner": "nobody", "group": group})
+    assert at_rename == [(0o600, nobody.pw_uid, nobody.pw_gid)]
+    info = os.stat(target)
+    assert (info.st_uid, info.st_gid, _mode(target)) == (nobody.pw_uid, nobody.pw_gid, 0o600)
+    # By number too, as Ansible takes them.
+    _io.write_file(module, str(target), b"key2", {"owner": "0", "group": 0, "mode": "0640"})
+    assert at_rename[1] == (0o640, 0, 0)
+
+
+def test_nothing_is_left_for_set_fs_attributes_to_change(module, tmp_path, monkeypatch):
+    """Owner and mode are right before the rename: the attributes pass after it changes
+    nothing of them (and keeps doing what a descriptor cannot)."""
+    found = []
+    set_attributes = module.set_fs_attributes_if_different
+
+    def record(args, changed, *rest, **kwargs):
+        found.append(set_attributes(args, False, *rest, **kwargs))
+        return changed or found[-1]
+
+    monkeypatch.setattr(module, "set_fs_attributes_if_different", record)
+    target = tmp_path / "cert.pem"
+    owner = pwd.getpwuid(os.geteuid()).pw_name
+    _io.write_file(module, str(target), b"one", {"mode": "0644", "owner": owner}, secret=False)
+    _io.write_file(module, str(target), b"two", {"mode": "0640", "owner": owner}, secret=False)
+    assert found == [False, False]
+    assert (target.read_bytes(), _mode(target)) == (b"two", 0o640)
+
+
+def test_a_symbolic_mode_is_still_applied_after_the_rename(module, tmp_path):
+    # A regression guard (the old code did this too): a mode write_atomic cannot take.
+    target = tmp_path / "cert.pem"
+    _io.write_file(module, str(target), b"x", {"mode": "u=rw,g=r,o=r"}, secret=False)
+    assert _mode(target) == 0o644
+
+
+@pytest.mark.parametrize(("what", "named"), [("owner", "user"), ("group", "group")])
+def test_an_unknown_owner_or_group_fails_before_anything_is_written(module, tmp_path, what, named):
+    target = tmp_path / "cert.pem"
+    target.write_bytes(b"old")
+    message = f"cannot write {target}: there is no {named} 'no-such-name-here'"
+    with pytest.raises(_io.FileIOError, match=message):
+        _io.write_file(module, str(target), b"new", {what: "no-such-name-here"})
+    assert target.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["cert.pem"]
+
+
+def test_write_atomic_without_ansible(tmp_path, at_rename):
+    """The primitive the renewal program uses, where Ansible is not installed."""
+    target = tmp_path / "web.crt"
+    _io.write_atomic(str(target), b"pem", mode=0o640)
+    assert at_rename == [(0o640, os.geteuid(), os.getegid())]
+    assert target.read_bytes() == b"pem"
+    with pytest.raises(_io.FileIOError, match=r"folder .*nope does not exist"):
+        _io.write_atomic(str(tmp_path / "nope" / "x"), b"x")

@@ -17,12 +17,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from lock_helpers import LockHolder, on_first_wait
 from mtls_testlib import pem
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
     _certificate_install,
     _certificate_plan,
     _crypto,
+    _item_lock,
 )
 from ansible_collections.mtls.rollout.plugins.modules import (
     certificate_info,
@@ -560,3 +562,116 @@ def test_an_absent_item_never_removes_the_trust_bundle_or_another_item_s_key(
     result = run_module(certificate_plan, host.plan_args([web, old]))
     assert result.get("failed") is True and "also used by item web" in result["msg"], result
     assert _snapshot(host.dir) == before
+
+
+# ------------------------------------------------------------------ the certificate lock
+
+
+def test_plan_waits_for_the_certificate_lock_then_proceeds(run_module, host, monkeypatch):
+    _deploy(run_module, host)
+    with LockHolder(host.dir) as holder:
+        waits = on_first_wait(monkeypatch, holder.release)
+        result = run_module(certificate_plan, host.plan_args([host.item(key_type="rsa")]))
+    assert waits, "the plan did not wait for the lock"
+    assert result["changed"] is True and result["needs_signing"] == ["web"], result
+    assert (host.dir / "web.key.next").exists()
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_plan_fails_clearly_while_the_lock_stays_held_and_changes_nothing(
+    run_module, host, monkeypatch, check_mode
+):
+    _deploy(run_module, host)
+    (host.dir / "web.key.next").write_bytes(b"staged by someone who holds the lock")
+    before = _snapshot(host.dir)
+    monkeypatch.setattr(_certificate_plan, "LOCK_WAIT", 0.3)
+    with LockHolder(host.dir) as holder:
+        result = run_module(certificate_plan, host.plan_args(), check=check_mode)
+    assert result["failed"] is True, result
+    message = result["msg"]
+    assert message.startswith(
+        f"the certificate lock on {host.dir} (an flock on that folder) is still held by"
+        f" process {holder.pid} ("
+    ), message
+    assert message.endswith(
+        " after 0.3 s: a renewal timer (systemctl list-units 'mtls-renew-*') or another run of"
+        " the certificate role is changing certificates there; none of this host's"
+        " certificates was changed. Run again once it has finished."
+    ), message
+    assert _snapshot(host.dir) == before
+
+
+def test_install_waits_for_the_certificate_lock_then_installs(run_module, host, monkeypatch):
+    plan = run_module(certificate_plan, host.plan_args())
+    certificate = host.sign(plan["items"][0]["request"])
+    with LockHolder(host.dir) as holder:
+        waits = on_first_wait(monkeypatch, holder.release)
+        result = run_module(certificate_install, host.install_args(certificate))
+    assert waits, "the install did not wait for the lock"
+    assert result["failed_items"] == [] and result["changed_items"] == ["web"], result
+    assert (host.dir / "web.crt").read_text() == certificate
+
+
+def test_install_refuses_the_items_of_a_locked_folder_and_installs_the_others(
+    run_module, host, monkeypatch, tmp_path
+):
+    other = tmp_path / "other"
+    other.mkdir()
+    items = [
+        host.item(),
+        host.item(
+            name="api", key_path=str(host.dir / "api.key"), cert_path=str(host.dir / "a.crt")
+        ),
+        host.item(name="db", key_path=str(other / "db.key"), cert_path=str(other / "db.crt")),
+    ]
+    plan = run_module(certificate_plan, host.plan_args(items))
+    requests = {item["name"]: item["request"] for item in plan["items"]}
+    before = _snapshot(host.dir)
+    monkeypatch.setattr(_certificate_plan, "LOCK_WAIT", 0.3)
+    holds = []
+    hold = _item_lock.hold
+
+    def counted(folders, wait):
+        holds.append(list(folders))
+        return hold(folders, wait)
+
+    monkeypatch.setattr(_item_lock, "hold", counted)
+    args = {
+        "items": [dict(item, certificate=host.sign(requests[item["name"]])) for item in items],
+        "trust_bundle_path": str(host.bundle),
+    }
+    with LockHolder(host.dir) as holder:
+        result = run_module(certificate_install, args)
+    failed = {entry["name"]: entry["msg"] for entry in result["failed_items"]}
+    assert sorted(failed) == ["api", "web"] and result["changed_items"] == ["db"], result
+    for name, message in failed.items():
+        assert message.startswith(f"{name}: the certificate lock on {host.dir} ("), message
+        assert f"still held by process {holder.pid}" in message
+        assert "none of the files of the certificates there was changed" in message
+    # The busy folder was waited for once, not once per item.
+    assert holds == [[str(host.dir)], [str(other)]]
+    assert _snapshot(host.dir) == before
+    assert (other / "db.crt").exists()
+
+
+def test_install_after_the_timer_rekeyed_says_the_key_changed_since_the_plan(run_module, host):
+    _deploy(run_module, host, profile="client")
+    plan = run_module(
+        certificate_plan, host.plan_args([host.item(profile="client", renew_before="3649d")])
+    )
+    certificate = host.sign(plan["items"][0]["request"])
+    # The timer's rekey after the plan: a new key, and a certificate for it.
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    (host.dir / "web.key").write_bytes(_crypto.serialize_private_key(new_key))
+    (host.dir / "web.crt").write_text(
+        host.sign(plan["items"][0]["request"], public_key=new_key.public_key())
+    )
+    message = _refused(run_module, host, certificate, profile="client")
+    assert message == (
+        "web: the issued certificate was refused: the certificate's public key is not the key"
+        f" it would be installed beside ({host.dir / 'web.key'}): that key changed since the"
+        " plan made the CSR (the renewal timer may have rekeyed it), or the CA signed another"
+        " key; run the play again to sign for the key on the host now"
+    )
+    again = run_module(certificate_plan, host.plan_args([host.item(profile="client")]))
+    assert again["needs_signing"] == [], again
