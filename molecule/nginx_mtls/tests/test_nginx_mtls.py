@@ -315,3 +315,36 @@ def test_two_spellings_of_a_revoked_serial_render_one_map_key(client, web):
     serial = serial.split("=", 1)[1].strip()
     config = web.file("/etc/nginx/conf.d/nginx_mtls.conf").content_string
     assert config.count(f'"{serial}" 1;') == 1
+
+
+def test_the_record_says_what_nginx_loaded(web):
+    # Written by the reload handler: the files NGINX reads at reload that the
+    # role watches, as they were just before the last reload. side_effect.yml
+    # added a root to the trust bundle behind NGINX's back; the catch-up run
+    # reloaded and recorded it.
+    record = web.file("/var/lib/nginx/nginx_mtls-loaded.json")
+    assert (record.user, record.group, record.mode) == ("root", "root", 0o644)
+
+    def sha256(path: str) -> str:
+        return web.check_output(f"sha256sum {path}").split()[0]
+
+    config = "/etc/nginx/conf.d/nginx_mtls.conf"
+    assert json.loads(record.content_string) == {
+        "version": 1,
+        "files": {
+            config: sha256(config),
+            CA: sha256(CA),
+            "/etc/nginx/sites-enabled/default": None,
+        },
+    }
+    # The record of versions before 0.2.0 is removed by the first reload.
+    assert not web.file("/var/lib/nginx/nginx_mtls-loaded-config.sha1").exists
+
+
+@pytest.mark.parametrize("url", [APP, OPTIONAL])
+def test_a_root_added_to_the_trust_bundle_behind_nginx_s_back_is_trusted_after_the_next_run(
+    client, url
+):
+    # side_effect.yml shows it refused before that run; CN=Alice, like every
+    # refused certificate here, so the issuer alone decides.
+    assert curl_status(client, url, *cert_args("second")) == "200"
