@@ -165,8 +165,8 @@ def write_file(
         path,
         content,
         mode=_octal_mode(args["mode"]),
-        uid=_user_id(path, args["owner"]),
-        gid=_group_id(path, args["group"]),
+        uid=_id_of(path, args["owner"], "user"),
+        gid=_id_of(path, args["group"], "group"),
         before_rename=lambda temporary: _set_default_selinux_context(module, temporary, path),
     )
     # What a descriptor cannot set (SELinux context, chattr attributes, a symbolic mode).
@@ -190,30 +190,21 @@ def _octal_mode(mode: Any) -> int | None:
     return value if value == stat.S_IMODE(value) else None
 
 
-def _user_id(path: str, owner: Any) -> int:
-    if owner is None or owner == "":
+def _id_of(path: str, name: Any, what: str) -> int:
+    """The id of the user or group (``what``) ``name``: a number as it is, a name looked up;
+    ``-1`` (keep the writer's) for none."""
+    if name is None or name == "":
         return -1
     try:
-        return int(owner)
+        return int(name)
     except ValueError:
         pass
     try:
-        return pwd.getpwnam(str(owner)).pw_uid
+        if what == "user":
+            return pwd.getpwnam(str(name)).pw_uid
+        return grp.getgrnam(str(name)).gr_gid
     except KeyError:
-        raise FileIOError(f"cannot write {path}: there is no user {owner!r}") from None
-
-
-def _group_id(path: str, group: Any) -> int:
-    if group is None or group == "":
-        return -1
-    try:
-        return int(group)
-    except ValueError:
-        pass
-    try:
-        return grp.getgrnam(str(group)).gr_gid
-    except KeyError:
-        raise FileIOError(f"cannot write {path}: there is no group {group!r}") from None
+        raise FileIOError(f"cannot write {path}: there is no {what} {name!r}") from None
 
 
 def remove_file(path: str) -> bool:

@@ -106,6 +106,16 @@ def step_ca(step_ca_binary, tmp_path_factory) -> StepCA:
 
 
 @pytest.fixture(scope="session")
+def provisioner_keys(step_ca):
+    """The decrypted JWK keys of the CA's two provisioners, by profile."""
+    client = step_ca.client()
+    return {
+        "client": client.provisioner_key("clients", CLIENTS_PASSWORD.encode()),
+        "server": client.provisioner_key("servers", SERVERS_PASSWORD.encode()),
+    }
+
+
+@pytest.fixture(scope="session")
 def run_playbook(tmp_path_factory):
     """Run a playbook with ansible-playbook on localhost; skip if it is not installed.
 

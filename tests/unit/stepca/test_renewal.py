@@ -17,23 +17,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD, free_port
+from conftest import free_port
 from cryptography.hazmat.primitives.asymmetric import ec
 from stepca_server import pem
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _renewal, _stepca
 
 
-@pytest.fixture(scope="module")
-def keys(step_ca):
-    client = step_ca.client()
-    return {
-        "client": client.provisioner_key("clients", CLIENTS_PASSWORD.encode()),
-        "server": client.provisioner_key("servers", SERVERS_PASSWORD.encode()),
-    }
-
-
-def _issue(step_ca, keys, folder: Path, profile: str, name: str, duration: str = "10m", **kw):
+def _issue(
+    step_ca, provisioner_keys, folder: Path, profile: str, name: str, duration: str = "10m", **kw
+):
     """Sign a certificate for ``name`` and install it in ``folder``; return its settings."""
     key = ec.generate_private_key(ec.SECP256R1())
     spec = _crypto.CsrSpec.create({"common_name": name}, [f"DNS:{name}"], profile)
@@ -42,7 +35,7 @@ def _issue(step_ca, keys, folder: Path, profile: str, name: str, duration: str =
     # same lifetime, from now) without the test waiting.
     start = (datetime.now(timezone.utc) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     signed = step_ca.client().sign(
-        keys[profile],
+        provisioner_keys[profile],
         _stepca.SignRequest(csr=csr, sans=[name], not_before=start, duration=duration),
     )
     key_path, cert_path = folder / f"{name}.key", folder / f"{name}.crt"
@@ -80,8 +73,8 @@ def _serial(path: str) -> int:
     return _crypto.load_certificate(Path(path).read_bytes()).serial_number
 
 
-def test_not_due_changes_nothing(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "client", "fresh.example.test")
+def test_not_due_changes_nothing(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "fresh.example.test")
     before = Path(settings.cert_path).read_bytes()
     outcome = _renewal.run(settings)
     assert not outcome.renewed
@@ -90,9 +83,9 @@ def test_not_due_changes_nothing(step_ca, keys, tmp_path):
     assert Path(settings.cert_path).read_bytes() == before
 
 
-def test_threshold_is_the_roles_rule(step_ca, keys, tmp_path):
+def test_threshold_is_the_roles_rule(step_ca, provisioner_keys, tmp_path):
     """Just before and after the threshold, with the rule certificate_info applies."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "edge.example.test")
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "edge.example.test")
     current = _renewal.read_current(settings)
     assert not _renewal.decide(settings, current, _later(settings, 0.45)).renew
     due = _renewal.decide(settings, current, _later(settings, 0.55))
@@ -102,10 +95,10 @@ def test_threshold_is_the_roles_rule(step_ca, keys, tmp_path):
     assert due.reason == verdict.reason
 
 
-def test_client_certificate_renews_over_mtls(step_ca, keys, tmp_path):
+def test_client_certificate_renews_over_mtls(step_ca, provisioner_keys, tmp_path):
     settings = _issue(
         step_ca,
-        keys,
+        provisioner_keys,
         tmp_path,
         "client",
         "client.example.test",
@@ -128,9 +121,9 @@ def test_client_certificate_renews_over_mtls(step_ca, keys, tmp_path):
     assert outcome.serial == _crypto.serial_hex(new.serial_number)
 
 
-def test_server_certificate_renews_with_a_renewal_token(step_ca, keys, tmp_path):
+def test_server_certificate_renews_with_a_renewal_token(step_ca, provisioner_keys, tmp_path):
     """A serverAuth-only certificate cannot be a TLS client certificate: the token path."""
-    settings = _issue(step_ca, keys, tmp_path, "server", "web.example.test")
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "server", "web.example.test")
     current = _renewal.read_current(settings)
     assert not _renewal.uses_mtls(current)
     old_serial = current.leaf.serial_number
@@ -142,8 +135,8 @@ def test_server_certificate_renews_with_a_renewal_token(step_ca, keys, tmp_path)
     assert _crypto.same_public_key(new.public_key(), current.key)
 
 
-def test_renewal_token_is_single_use(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "server", "once.example.test")
+def test_renewal_token_is_single_use(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "server", "once.example.test")
     current = _renewal.read_current(settings)
     token = _renewal.renewal_token(current, settings.ca_url)
     context = _renewal._context(settings, False)
@@ -153,8 +146,10 @@ def test_renewal_token_is_single_use(step_ca, keys, tmp_path):
         _renewal._post(settings, "/1.0/renew", None, context, headers)
 
 
-def test_rekey_writes_the_new_key_with_its_certificate(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "client", "rekey.example.test", rekey=True)
+def test_rekey_writes_the_new_key_with_its_certificate(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(
+        step_ca, provisioner_keys, tmp_path, "client", "rekey.example.test", rekey=True
+    )
     old_key = _crypto.load_private_key(Path(settings.key_path).read_bytes()).key
     outcome = _renewal.run(settings, force=True)
     assert outcome.renewed and "new key" in outcome.message
@@ -166,8 +161,10 @@ def test_rekey_writes_the_new_key_with_its_certificate(step_ca, keys, tmp_path):
     assert not os.path.exists(settings.staged_key_path)
 
 
-def test_rekey_of_a_server_certificate_is_refused(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "server", "nokey.example.test", rekey=True)
+def test_rekey_of_a_server_certificate_is_refused(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(
+        step_ca, provisioner_keys, tmp_path, "server", "nokey.example.test", rekey=True
+    )
     before = Path(settings.cert_path).read_bytes()
     with pytest.raises(
         _renewal.RenewalError, match="rekey needs a certificate with the clientAuth"
@@ -176,9 +173,11 @@ def test_rekey_of_a_server_certificate_is_refused(step_ca, keys, tmp_path):
     assert Path(settings.cert_path).read_bytes() == before
 
 
-def test_interrupted_swap_is_finished(step_ca, keys, tmp_path):
+def test_interrupted_swap_is_finished(step_ca, provisioner_keys, tmp_path):
     """A crash after the certificate was written, before the key was renamed."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "swap.example.test", rekey=True)
+    settings = _issue(
+        step_ca, provisioner_keys, tmp_path, "client", "swap.example.test", rekey=True
+    )
     current = _renewal.read_current(settings)
     answer = _renewal.request_renewal(settings, current)
     Path(settings.staged_key_path).write_bytes(_crypto.serialize_private_key(answer.key))
@@ -196,25 +195,25 @@ def _refused(settings, answer, match):
     assert any(match in reason for reason in reasons), reasons
 
 
-def test_answer_with_another_key_is_refused(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "client", "k.example.test")
-    other = _issue(step_ca, keys, tmp_path, "client", "k2.example.test")
+def test_answer_with_another_key_is_refused(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "k.example.test")
+    other = _issue(step_ca, provisioner_keys, tmp_path, "client", "k2.example.test")
     wrong = _renewal.Answer(_crypto.load_certificates(Path(other.cert_path).read_bytes()))
     _refused(settings, wrong, "holds another public key")
 
 
-def test_answer_with_other_sans_is_refused(step_ca, keys, tmp_path):
-    settings = _issue(step_ca, keys, tmp_path, "client", "sans.example.test")
+def test_answer_with_other_sans_is_refused(step_ca, provisioner_keys, tmp_path):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "sans.example.test")
     wider = dict(settings.as_dict(), subject_alt_names=["DNS:sans.example.test", "DNS:extra.test"])
     answer = _renewal.request_renewal(settings, _renewal.read_current(settings))
     _refused(_renewal.Settings.from_dict(wider), answer, "SANs differ: +DNS:extra.test")
 
 
-def test_answer_not_chaining_is_refused(step_ca, keys, tmp_path, test_ca):
+def test_answer_not_chaining_is_refused(step_ca, provisioner_keys, tmp_path, test_ca):
     """A certificate right in every other way (key, names, usage, later end), from another CA."""
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    settings = _issue(step_ca, keys, tmp_path, "client", "chain.example.test")
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "chain.example.test")
     current = _renewal.read_current(settings)
     forged = test_ca.issue(
         current.key.public_key(),
@@ -229,9 +228,9 @@ def test_answer_not_chaining_is_refused(step_ca, keys, tmp_path, test_ca):
     ]
 
 
-def test_refused_answer_leaves_the_file_identical(step_ca, keys, tmp_path, monkeypatch):
-    settings = _issue(step_ca, keys, tmp_path, "client", "same.example.test")
-    other = _issue(step_ca, keys, tmp_path, "client", "same2.example.test")
+def test_refused_answer_leaves_the_file_identical(step_ca, provisioner_keys, tmp_path, monkeypatch):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "same.example.test")
+    other = _issue(step_ca, provisioner_keys, tmp_path, "client", "same2.example.test")
     before = Path(settings.cert_path).read_bytes()
     wrong = _renewal.Answer(_crypto.load_certificates(Path(other.cert_path).read_bytes()))
     monkeypatch.setattr(_renewal, "request_renewal", lambda *_args: wrong)
@@ -243,9 +242,9 @@ def test_refused_answer_leaves_the_file_identical(step_ca, keys, tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_ca_down_fails_and_leaves_the_file_identical(step_ca, keys, tmp_path):
+def test_ca_down_fails_and_leaves_the_file_identical(step_ca, provisioner_keys, tmp_path):
 
-    settings = _issue(step_ca, keys, tmp_path, "client", "down.example.test")
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "down.example.test")
     moved = dict(settings.as_dict(), ca_url=f"https://127.0.0.1:{free_port()}")
     before = Path(settings.cert_path).read_bytes()
     with pytest.raises(_renewal.RenewalError, match="unreachable: connection refused"):
@@ -253,11 +252,11 @@ def test_ca_down_fails_and_leaves_the_file_identical(step_ca, keys, tmp_path):
     assert Path(settings.cert_path).read_bytes() == before
 
 
-def test_failed_reload_is_retried_by_the_next_run(step_ca, keys, tmp_path):
+def test_failed_reload_is_retried_by_the_next_run(step_ca, provisioner_keys, tmp_path):
     flag = tmp_path / "config-ok"
     settings = _issue(
         step_ca,
-        keys,
+        provisioner_keys,
         tmp_path,
         "client",
         "reload.example.test",
@@ -274,8 +273,8 @@ def test_failed_reload_is_retried_by_the_next_run(step_ca, keys, tmp_path):
     assert not os.path.exists(settings.pending_path)
 
 
-def test_expired_or_foreign_certificate_needs_ansible(step_ca, keys, tmp_path, test_ca):
-    settings = _issue(step_ca, keys, tmp_path, "client", "old.example.test")
+def test_expired_or_foreign_certificate_needs_ansible(step_ca, provisioner_keys, tmp_path, test_ca):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "old.example.test")
     current = _renewal.read_current(settings)
     late = datetime.now(timezone.utc) + timedelta(hours=1)
     with pytest.raises(_renewal.RenewalError, match=r"expired .* run the certificate role"):
@@ -285,8 +284,8 @@ def test_expired_or_foreign_certificate_needs_ansible(step_ca, keys, tmp_path, t
         _renewal.decide(settings, current)
 
 
-def test_main_reports_and_exits_non_zero(step_ca, keys, tmp_path, capsys):
-    settings = _issue(step_ca, keys, tmp_path, "client", "main.example.test")
+def test_main_reports_and_exits_non_zero(step_ca, provisioner_keys, tmp_path, capsys):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "main.example.test")
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(dict(settings.as_dict(), ca_url="https://127.0.0.1:1")))
     assert _renewal.main([str(path), "--force"]) == 1

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CLIENTS_PASSWORD, SERVERS_PASSWORD
 from cryptography.hazmat.primitives.asymmetric import ec
 from lock_helpers import LockHolder, RenewalChild, on_first_wait
 from test_renewal import _issue
@@ -28,15 +27,6 @@ from ansible_collections.mtls.rollout.plugins.module_utils import (
     _stepca,
 )
 from ansible_collections.mtls.rollout.plugins.modules import certificate_install, certificate_plan
-
-
-@pytest.fixture(scope="module")
-def keys(step_ca):
-    client = step_ca.client()
-    return {
-        "client": client.provisioner_key("clients", CLIENTS_PASSWORD.encode()),
-        "server": client.provisioner_key("servers", SERVERS_PASSWORD.encode()),
-    }
 
 
 def _settings_file(settings: _renewal.Settings) -> Path:
@@ -78,12 +68,12 @@ def _plan(run_module, step_ca, settings, **extra) -> dict:
     )
 
 
-def _sign(step_ca, keys, request: dict) -> str:
+def _sign(step_ca, provisioner_keys, request: dict) -> str:
     """What the role's signing step gets for the plan's request (started three minutes ago,
     so that a renewal right after it still ends later)."""
     start = (datetime.now(timezone.utc) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     signed = step_ca.client().sign(
-        keys["client"],
+        provisioner_keys["client"],
         _stepca.SignRequest(
             csr=request["csr"],
             sans=request["subject_alt_names"],
@@ -107,8 +97,8 @@ def _install(run_module, settings, certificate: str, **extra) -> dict:
 # ---------------------------------------------------------------- waiting for the lock
 
 
-def test_the_timer_waits_for_the_lock_then_renews(step_ca, keys, tmp_path, monkeypatch):
-    settings = _issue(step_ca, keys, tmp_path, "client", "wait.example.test")
+def test_the_timer_waits_for_the_lock_then_renews(step_ca, provisioner_keys, tmp_path, monkeypatch):
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "wait.example.test")
     before = _renewal.read_current(settings).leaf.serial_number
     with LockHolder(tmp_path) as holder:
         waits = on_first_wait(monkeypatch, holder.release)
@@ -119,9 +109,11 @@ def test_the_timer_waits_for_the_lock_then_renews(step_ca, keys, tmp_path, monke
 
 
 def test_the_timer_gives_up_after_the_bound_and_changes_nothing(
-    step_ca, keys, tmp_path, monkeypatch, capsys
+    step_ca, provisioner_keys, tmp_path, monkeypatch, capsys
 ):
-    settings = _issue(step_ca, keys, tmp_path, "client", "busy.example.test", rekey=True)
+    settings = _issue(
+        step_ca, provisioner_keys, tmp_path, "client", "busy.example.test", rekey=True
+    )
     files = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
     with LockHolder(tmp_path) as holder:
         started = time.monotonic()
@@ -160,10 +152,12 @@ def test_a_healthy_run_fits_the_wait_of_the_others():
 
 @pytest.mark.parametrize("staged", ["key", "garbage"])
 def test_rekey_beside_a_foreign_staged_key_renews_with_the_current_key(
-    step_ca, keys, tmp_path, staged
+    step_ca, provisioner_keys, tmp_path, staged
 ):
     """A key change the role staged and has not installed yet, or what a crash left."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "foreign.example.test", rekey=True)
+    settings = _issue(
+        step_ca, provisioner_keys, tmp_path, "client", "foreign.example.test", rekey=True
+    )
     next_path = Path(settings.staged_key_path)
     if staged == "key":
         content = _crypto.serialize_private_key(ec.generate_private_key(ec.SECP384R1()))
@@ -192,12 +186,12 @@ def test_rekey_beside_a_foreign_staged_key_renews_with_the_current_key(
 
 
 def test_a_plan_during_a_rekey_leaves_the_timer_s_staged_key(
-    step_ca, keys, tmp_path, run_module, monkeypatch
+    step_ca, provisioner_keys, tmp_path, run_module, monkeypatch
 ):
     """(a) The timer has written its new key as <key>.next and not yet its certificate when
     the plan runs: the old plan removed that .next as "no longer wanted", the timer's rename
     then failed, and its certificate sat beside the old key."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "a.example.test", rekey=True)
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "a.example.test", rekey=True)
     timer = RenewalChild(_settings_file(settings), "before-certificate")
     timer.start()
     timer.expect("paused")
@@ -217,16 +211,16 @@ def test_a_plan_during_a_rekey_leaves_the_timer_s_staged_key(
 
 
 def test_an_install_during_a_rekey_never_leaves_a_certificate_beside_another_key(
-    step_ca, keys, tmp_path, run_module, monkeypatch
+    step_ca, provisioner_keys, tmp_path, run_module, monkeypatch
 ):
     """(b) The install has checked its certificate against the key and is about to write it
     when the timer rekeys: with the old code the timer wrote its key and certificate, the
     install wrote its certificate over the timer's, and the timer renamed its key beside it."""
     from ansible_collections.mtls.rollout.plugins.module_utils import _io
 
-    settings = _issue(step_ca, keys, tmp_path, "client", "b.example.test", rekey=True)
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "b.example.test", rekey=True)
     plan = _plan(run_module, step_ca, settings, renew_before="0.99")
-    certificate = _sign(step_ca, keys, plan["items"][0]["request"])
+    certificate = _sign(step_ca, provisioner_keys, plan["items"][0]["request"])
     timer = RenewalChild(_settings_file(settings), "before-rename")
     seen = []
     write_file = _io.write_file
@@ -250,14 +244,14 @@ def test_an_install_during_a_rekey_never_leaves_a_certificate_beside_another_key
 
 
 def test_an_install_after_a_rekey_waits_for_it_then_says_the_key_changed(
-    step_ca, keys, tmp_path, run_module, monkeypatch
+    step_ca, provisioner_keys, tmp_path, run_module, monkeypatch
 ):
     """(b) the other way round: the timer rekeys after the plan made its CSR, and holds the
     lock when the install comes. The install waits, then refuses the certificate for the old
     key with a reason that says what to do; the next run signs for the new key."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "b2.example.test", rekey=True)
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "b2.example.test", rekey=True)
     plan = _plan(run_module, step_ca, settings, renew_before="0.99")
-    certificate = _sign(step_ca, keys, plan["items"][0]["request"])
+    certificate = _sign(step_ca, provisioner_keys, plan["items"][0]["request"])
     timer = RenewalChild(_settings_file(settings), "before-rename")
     timer.start()
     timer.expect("paused")
@@ -283,21 +277,23 @@ def test_an_install_after_a_rekey_waits_for_it_then_says_the_key_changed(
     ]
     assert _belong(settings)
     again = _plan(run_module, step_ca, settings, renew_before="0.99")
-    installed = _install(run_module, settings, _sign(step_ca, keys, again["items"][0]["request"]))
+    installed = _install(
+        run_module, settings, _sign(step_ca, provisioner_keys, again["items"][0]["request"])
+    )
     assert installed["failed_items"] == [] and _belong(settings), installed
 
 
 def test_a_rekey_between_plan_and_install_leaves_the_role_s_staged_key(
-    step_ca, keys, tmp_path, run_module
+    step_ca, provisioner_keys, tmp_path, run_module
 ):
     """(c) The plan staged a key of another curve as <key>.next; before the install, the
     timer rekeys. The old timer wrote its own key over the staged one, so the install then
     refused the certificate the CA issued for the staged key."""
-    settings = _issue(step_ca, keys, tmp_path, "client", "c.example.test", rekey=True)
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "c.example.test", rekey=True)
     plan = _plan(run_module, step_ca, settings, key_curve="P-384")
     assert plan["items"][0]["staged"] is True, plan
     staged = Path(settings.staged_key_path).read_bytes()
-    certificate = _sign(step_ca, keys, plan["items"][0]["request"])
+    certificate = _sign(step_ca, provisioner_keys, plan["items"][0]["request"])
     outcome = _renewal.run(settings, force=True)
     assert outcome.renewed and "kept the key without rekey" in outcome.message, outcome.message
     assert Path(settings.staged_key_path).read_bytes() == staged
