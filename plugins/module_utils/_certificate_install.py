@@ -28,7 +28,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
-    _certificate_plan,
     _crypto,
     _io,
     _item_lock,
@@ -156,9 +155,7 @@ def _install_one(
     if staged is not None:
         promote_staged_key(item)
     for path, mode in ((item.key_path, KEY_MODE), (item.cert_path, CERT_MODE)):
-        args = dict.fromkeys(("seuser", "serole", "selevel", "setype", "secontext", "attributes"))
-        args.update(item.file_args(path, mode))
-        outcome.changed |= bool(module.set_fs_attributes_if_different(args, False))
+        outcome.changed |= _io.set_attributes(module, item.file_args(path, mode))
     return outcome
 
 
@@ -188,11 +185,10 @@ def install(
             outcomes.append(Outcome(item.name, msg=f"{item.name}: {busy[folder]}"))
             continue
         try:
-            with _item_lock.hold([folder], _certificate_plan.LOCK_WAIT):
+            with _item_lock.hold([folder], _item_lock.LOCK_WAIT):
                 outcome = _install_one(module, item, raw["certificate"], anchors, now)
         except _item_lock.LockError as exc:
-            what = "none of the files of the certificates there was changed"
-            busy[folder] = _certificate_plan.lock_failure(exc, what)
+            busy[folder] = _item_lock.failure(exc, "this certificate was not installed")
             outcome = Outcome(item.name, msg=f"{item.name}: {busy[folder]}")
         except (PlanError, _io.FileIOError) as exc:
             outcome = Outcome(item.name, msg=f"{item.name}: {exc}")

@@ -47,37 +47,21 @@ DIR_MODE = "0755"
 BUNDLE_MODE = "0644"
 
 
-# How long certificate_plan and certificate_install wait for the certificate lock: as long as a
-# healthy renewal run holds it with the program's default CA timeout (120 s).
-LOCK_WAIT = _renewal.longest_hold(_renewal.DEFAULT_TIMEOUT)
-
-
 class PlanError(Exception):
     """Bad input or a file the plan cannot use. Nothing was changed when it is raised."""
-
-
-def lock_failure(exc: _item_lock.LockError, what: str) -> str:
-    """The message for a certificate lock not taken: who holds it, and what to do."""
-    if not isinstance(exc, _item_lock.LockBusy):
-        return f"{exc}; {what}"
-    return (
-        f"{exc}: a renewal timer (systemctl list-units 'mtls-renew-*') or another run of the"
-        f" certificate role is changing certificates there; {what}. Run again once it has"
-        " finished."
-    )
 
 
 @contextlib.contextmanager
 def locked(raw_items: list[dict[str, Any]]) -> Iterator[None]:
     """Hold the certificate lock (:mod:`._item_lock`) of every item's key folder, waiting at
-    most :data:`LOCK_WAIT`; raises :class:`PlanError` when it cannot."""
+    most :data:`._item_lock.LOCK_WAIT`; raises :class:`PlanError` when it cannot."""
     folders = [_item_lock.folder_of(item.key_path) for item in parse_items(raw_items)]
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(_item_lock.hold(folders, LOCK_WAIT))
+            stack.enter_context(_item_lock.hold(folders, _item_lock.LOCK_WAIT))
         except _item_lock.LockError as exc:
-            what = "none of this host's certificates was changed"
-            raise PlanError(lock_failure(exc, what)) from None
+            unchanged = "none of this host's certificates was changed"
+            raise PlanError(_item_lock.failure(exc, unchanged)) from None
         yield
 
 
@@ -538,12 +522,6 @@ def _crypto_pem(cert: Any) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _set_attributes(module: Any, args: dict[str, Any]) -> bool:
-    full = dict.fromkeys(("seuser", "serole", "selevel", "setype", "secontext", "attributes"))
-    full.update(args)
-    return bool(module.set_fs_attributes_if_different(full, False))
-
-
 def apply(module: Any, plan: Plan) -> dict[str, Any]:
     """Carry out ``plan`` (or, in check mode, only predict); returns the module's result."""
     check = module.check_mode
@@ -556,7 +534,7 @@ def apply(module: Any, plan: Plan) -> dict[str, Any]:
             except OSError as exc:
                 raise PlanError(f"cannot create {plan.certificate_dir}: {exc}") from exc
     if plan.dir_exists or not check:
-        changed |= _set_attributes(
+        changed |= _io.set_attributes(
             module,
             {
                 "path": plan.certificate_dir,
@@ -576,7 +554,7 @@ def apply(module: Any, plan: Plan) -> dict[str, Any]:
     if bundle_changed and not check:
         _write(module, plan.bundle_path, plan.bundle_pem, bundle_args, secret=False)
     elif plan.bundle_current is not None:
-        bundle_changed |= _set_attributes(module, bundle_args)
+        bundle_changed |= _io.set_attributes(module, bundle_args)
     changed |= bundle_changed
 
     results = []
@@ -667,11 +645,11 @@ def _apply_item(module: Any, plan: ItemPlan) -> bool:
             plan.key = key
     key_exists = plan.key_action != "create" or not check
     if key_exists:
-        changed |= _set_attributes(module, item.file_args(item.key_path, KEY_MODE))
+        changed |= _io.set_attributes(module, item.file_args(item.key_path, KEY_MODE))
     if plan.key_action in ("stage", "keep_staged") and not (check and plan.key_action == "stage"):
-        changed |= _set_attributes(module, item.file_args(item.staged_key_path, KEY_MODE))
+        changed |= _io.set_attributes(module, item.file_args(item.staged_key_path, KEY_MODE))
     if plan.cert_exists:
-        changed |= _set_attributes(module, item.file_args(item.cert_path, CERT_MODE))
+        changed |= _io.set_attributes(module, item.file_args(item.cert_path, CERT_MODE))
     return changed
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "FileIOError",
     "read_bytes",
     "remove_file",
+    "set_attributes",
     "write_atomic",
     "write_file",
 ]
@@ -161,15 +162,20 @@ def write_file(
         umask = os.umask(0)
         os.umask(umask)
         args["mode"] = 0o666 & ~umask
+    mode = _octal_mode(args["mode"])
     write_atomic(
         path,
         content,
-        mode=_octal_mode(args["mode"]),
+        mode=mode,
         uid=_id_of(path, args["owner"], "user"),
         gid=_id_of(path, args["group"], "group"),
         before_rename=lambda temporary: _set_default_selinux_context(module, temporary, path),
     )
-    # What a descriptor cannot set (SELinux context, chattr attributes, a symbolic mode).
+    # Only what a descriptor cannot set (SELinux context, chattr attributes, a symbolic
+    # mode) goes through the path: owner, group and an octal mode are in place already.
+    args.update(owner=None, group=None)
+    if mode is not None:
+        args["mode"] = None
     module.set_fs_attributes_if_different(args, True)
     return True
 
@@ -205,6 +211,14 @@ def _id_of(path: str, name: Any, what: str) -> int:
         return grp.getgrnam(str(name)).gr_gid
     except KeyError:
         raise FileIOError(f"cannot write {path}: there is no {what} {name!r}") from None
+
+
+def set_attributes(module: Any, file_args: dict[str, Any]) -> bool:
+    """Give an existing file the attributes of ``file_args`` (missing keys: not set), as
+    ``module.set_fs_attributes_if_different`` does; returns whether anything changed."""
+    args: dict[str, Any] = dict.fromkeys(_FILE_ARG_KEYS)
+    args.update(file_args)
+    return bool(module.set_fs_attributes_if_different(args, False))
 
 
 def remove_file(path: str) -> bool:

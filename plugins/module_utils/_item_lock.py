@@ -20,9 +20,12 @@ Why the folder, opened read-only, and ``flock``:
 
 ``flock`` locks are advisory and local: a folder on NFS is not supported.
 
-Waiting is bounded: :func:`hold` tries without blocking (``LOCK_NB``) until a deadline, then
-raises :class:`LockBusy`. Several folders are taken in the order of their real paths, so
-two holders never wait for each other.
+Every holder keeps the lock only while it reads and writes files, never while it waits for
+the network: the renewal program asks the CA between two short holds. So a hold lasts
+milliseconds to seconds (the certificate role generating large RSA keys), and waiting is
+bounded by :data:`LOCK_WAIT`: :func:`hold` tries without blocking (``LOCK_NB``) until a
+deadline, then raises :class:`LockBusy`. Several folders are taken in the order of their real
+paths, so two holders never wait for each other.
 
 Only the standard library is used, and the code runs on Python 3.8: the renewal program
 imports it on the host.
@@ -37,9 +40,13 @@ import os
 import time
 from typing import Iterable, Iterator
 
-__all__ = ["LockBusy", "LockError", "folder_of", "hold"]
+__all__ = ["LOCK_WAIT", "LockBusy", "LockError", "failure", "folder_of", "hold", "holder_of"]
 
 POLL_SECONDS = 0.1
+# How long anyone waits for the lock, in seconds: far longer than any holder keeps it.
+LOCK_WAIT = 120.0
+# flock on a folder opened read-only: what a filesystem without it (NFS) answers.
+_NO_FLOCK = (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 class LockError(Exception):
@@ -57,6 +64,17 @@ class LockBusy(LockError):
         )
         self.folder = folder
         self.holder = holder
+
+
+def failure(exc: LockError, unchanged: str) -> str:
+    """The message for a lock not taken: who holds it, what was left ``unchanged``, what to do."""
+    if not isinstance(exc, LockBusy):
+        return f"{exc}; {unchanged}"
+    return (
+        f"{exc}: a renewal timer (systemctl list-units 'mtls-renew-*') or another run of the"
+        f" certificate role is changing certificates there; {unchanged}. Run again once it"
+        " has finished."
+    )
 
 
 def folder_of(key_path: str) -> str:
@@ -97,6 +115,11 @@ def _open(folder: str) -> int | None:
         return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        raise LockError(
+            f"cannot open {folder} to take the certificate lock: this user may not read that"
+            " folder (run the certificate role with become, or let its user read the folder)"
+        ) from None
     except OSError as exc:
         raise LockError(
             f"cannot open {folder} to take the certificate lock: {exc.strerror or exc}"
@@ -109,6 +132,11 @@ def _take(handle: int, folder: str, deadline: float, wait: float) -> None:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except OSError as exc:
+            if exc.errno in _NO_FLOCK:
+                raise LockError(
+                    f"cannot take the certificate lock on {folder}: its filesystem has no flock"
+                    f" ({exc.strerror or exc}; NFS, for example); keep keys on a local filesystem"
+                ) from None
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise LockError(
                     f"cannot take the certificate lock on {folder}: {exc.strerror or exc}"

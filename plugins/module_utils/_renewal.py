@@ -5,16 +5,15 @@
 The ``certificate`` role (``certificate_renew_timer``) copies this file, ``_crypto``,
 ``_item_lock`` and ``_io`` to ``/usr/local/lib/mtls-rollout/`` and runs it from a oneshot
 service, once per certificate, with a JSON settings file the role writes (:class:`Settings`).
-One run holds the certificate lock (:mod:`._item_lock`, shared with the role's
-``certificate_plan`` and ``certificate_install``) from the first read to the last write,
-waiting for it at most :func:`longest_hold`, and then:
+One run:
 
-1. **decide** (:func:`decide`): the certificate must still fit its key and chain to the trust
-   bundle; it is renewed only when less than ``renew_before`` is left, by the same rule the
-   role itself applies (:func:`._crypto.evaluate_certificate`);
-2. **request** (:func:`request_renewal`): ``POST /1.0/renew`` (or ``/1.0/rekey`` with a CSR
-   for a key made here; never while a ``<key>.next`` it did not make is there, see
-   :func:`staged_key_is_foreign`), TLS verified against the trust bundle only. A certificate
+1. **decide** (:func:`decide`), under the certificate lock (:mod:`._item_lock`, shared with
+   the role's ``certificate_plan`` and ``certificate_install``): the certificate must still fit
+   its key and chain to the trust bundle; it is renewed only when less than ``renew_before``
+   is left, by the same rule the role itself applies (:func:`._crypto.evaluate_certificate`);
+2. **request** (:func:`request_renewal`), holding no lock: ``POST /1.0/renew`` (or
+   ``/1.0/rekey`` with a CSR for a key made here; never while a ``<key>.next`` it did not make
+   is there), TLS verified against the trust bundle only. A certificate
    with the clientAuth usage authenticates as TLS client certificate (mTLS). One without it (the
    ``server`` profile) cannot be a TLS client certificate, so it sends a renewal token
    instead: a JWT signed by the certificate's own key, with the certificate chain in its
@@ -22,12 +21,15 @@ waiting for it at most :func:`longest_hold`, and then:
    step-ca's rekey endpoint takes no token;
 3. **verify** (:func:`verify_renewed`): the answer chains to the trust bundle, holds the
    expected public key, the same subject, SANs and extended key usage, and ends later;
-4. **write** (:func:`write_renewed`): atomically, with the old file's mode and owner. With a
+4. **write** (:func:`write_renewed`), under the lock again, and only if the certificate, its
+   key and ``<key>.next`` are still what step 1 read (else the certificate role changed them
+   meanwhile, and nothing is written): atomically, with the old file's mode and owner. With a
    new key: key to ``<key>.next``, certificate, then the rename of ``<key>.next`` over
-   ``<key>`` (the role's crash-safe order; an interrupted swap is finished on the next run);
-5. **reload** (after the lock is released): the item's commands, in order (for NGINX
-   ``nginx -t``, then ``systemctl reload nginx``); the first failure stops them and is
-   remembered, so the next run tries them again even when nothing needs renewing.
+   ``<key>`` (the role's crash-safe order; an interrupted swap is finished on the next run).
+   The reload is marked pending first, so a run killed before step 5 is reloaded by the next;
+5. **reload** (holding no lock): the item's commands, in order (for NGINX ``nginx -t``, then
+   ``systemctl reload nginx``); the first failure stops them and is remembered, so the next
+   run tries them again even when nothing needs renewing.
 
 Every failure raises :class:`RenewalError`; :func:`main` prints the reason (the journal keeps
 it) and exits 1. Nothing is written before the answer has passed every check.
@@ -51,7 +53,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from ansible_collections.mtls.rollout.plugins.module_utils import _crypto, _io, _item_lock
 
@@ -66,8 +68,6 @@ STAGED_SUFFIX = ".next"
 PENDING_SUFFIX = ".reload-pending"
 TOKEN_LIFETIME = 300
 DEFAULT_TIMEOUT = 30.0
-# Key generation (RSA 4096 takes seconds on a small host), the writes and the rest of a run.
-LOCK_MARGIN = 30.0
 # The settings file's keys; ``state_dir`` holds the reload-pending markers.
 SETTING_KEYS = (
     "name",
@@ -87,14 +87,6 @@ SETTING_KEYS = (
 
 class RenewalError(Exception):
     """A renewal step failed; the message says why and is safe for the journal."""
-
-
-def longest_hold(timeout: float) -> float:
-    """The longest a healthy run holds the certificate lock, in seconds: one CA request whose
-    connection, TLS handshake and answer each come within ``timeout``, plus
-    :data:`LOCK_MARGIN`. Whoever waits for the lock (a sibling's timer, the certificate
-    role) waits this long, so a healthy run always finishes first (120 s by default)."""
-    return 3 * timeout + LOCK_MARGIN
 
 
 @dataclass(frozen=True)
@@ -186,6 +178,7 @@ class Current:
     certs: list[Any]
     key: Any
     anchors: list[Any]
+    key_bytes: bytes = b""
 
     @property
     def leaf(self) -> Any:
@@ -203,15 +196,16 @@ def _read(path: str, what: str) -> bytes:
 def read_current(settings: Settings) -> Current:
     """Load the certificate, its key and the trust bundle; raises :class:`RenewalError`."""
     cert_bytes = _read(settings.cert_path, "certificate")
+    key_bytes = _read(settings.key_path, "key")
     try:
         certs = _crypto.load_certificates(cert_bytes, settings.cert_path)
-        key = _crypto.load_private_key(_read(settings.key_path, "key"), None, settings.key_path).key
+        key = _crypto.load_private_key(key_bytes, None, settings.key_path).key
         anchors = _crypto.load_certificates(
             _read(settings.trust_bundle, "trust bundle"), settings.trust_bundle
         )
     except _crypto.CryptoError as exc:
         raise RenewalError(str(exc)) from None
-    return Current(cert_bytes, certs, key, anchors)
+    return Current(cert_bytes, certs, key, anchors, key_bytes)
 
 
 def finish_interrupted_swap(settings: Settings) -> bool:
@@ -629,62 +623,39 @@ class Outcome:
     reloaded: list[str] = field(default_factory=list)
 
 
-def staged_key_is_foreign(settings: Settings) -> bool:
-    """Whether a ``<key>.next`` is there that the certificate does not belong to (run after
-    :func:`finish_interrupted_swap`, which moves one it does belong to): a key change the
-    certificate role staged and has not installed yet, or what a run that died left. A
-    renewal leaves it as it is; the role's next run installs or removes it."""
-    return os.path.lexists(settings.staged_key_path)
-
-
 def run(
     settings: Settings,
     force: bool = False,
     now: datetime | None = None,
     lock_wait: float | None = None,
 ) -> Outcome:
-    """One timer run: decide, request, verify, write, under the certificate lock (see
-    :mod:`._item_lock`); then reload. Raises :class:`RenewalError`.
+    """One timer run: decide, request, verify, write, reload. Raises :class:`RenewalError`.
 
-    ``lock_wait``: how long to wait for the lock (default :func:`longest_hold` of the
-    settings' timeout: as long as a sibling's healthy run takes).
+    The certificate lock (:mod:`._item_lock`) is held twice, briefly: to read and decide, and
+    to check that nothing changed meanwhile and write. The CA request between them holds no
+    lock, so a slow CA never keeps the certificate role waiting. ``lock_wait``: how long to
+    wait for the lock each time (default :data:`._item_lock.LOCK_WAIT`).
     """
-    wait = longest_hold(settings.timeout) if lock_wait is None else lock_wait
-    try:
-        with _item_lock.hold([_item_lock.folder_of(settings.key_path)], wait):
-            outcome, reload_why = _run_locked(settings, force, now)
-    except _item_lock.LockError as exc:
-        raise RenewalError(
-            f"{exc}: the certificate role or another renewal is changing certificates there;"
-            f" {settings.cert_path} is unchanged, and the next run tries again"
-        ) from None
-    # Outside the lock: reload commands take as long as the service needs, and read the
-    # files only.
-    if outcome.renewed:
-        try:
-            outcome.reloaded = reload_services(settings)
-        except RenewalError as exc:
-            raise RenewalError(f"{outcome.message}; but {exc}") from None
-    elif reload_why:
-        outcome.reloaded = reload_services(settings)
-        outcome.message += f"; {reload_why}, reloaded"
-    return outcome
-
-
-def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[Outcome, str]:
-    """The part of :func:`run` that reads and writes the key and certificate. Returns the
-    outcome and, when nothing was renewed, why the services still need a reload."""
-    swapped = finish_interrupted_swap(settings)
-    current = read_current(settings)
-    decision = decide(settings, current, now)
+    wait = _item_lock.LOCK_WAIT if lock_wait is None else lock_wait
+    with _locked(settings, wait):
+        swapped = finish_interrupted_swap(settings)
+        current = read_current(settings)
+        decision = decide(settings, current, now)
+        staged_before = _staged_bytes(settings)
     if not (decision.renew or force):
+        outcome = Outcome(False, decision.reason)
         why = ""
         if swapped:
             why = "finished an interrupted key swap"
         elif os.path.exists(settings.pending_path):
             why = "an earlier reload failed"
-        return Outcome(False, decision.reason), why
-    foreign = settings.rekey and staged_key_is_foreign(settings)
+        if why:
+            outcome.reloaded = reload_services(settings)
+            outcome.message += f"; {why}, reloaded"
+        return outcome
+
+    # A <key>.next the certificate does not belong to is not this program's to replace.
+    foreign = settings.rekey and staged_before is not None
     answer = request_renewal(settings, current, settings.rekey and not foreign)
     reasons = verify_renewed(settings, current, answer, now)
     if reasons:
@@ -693,7 +664,18 @@ def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[
             + "; ".join(reasons)
             + f"; {settings.cert_path} is unchanged"
         )
-    write_renewed(settings, answer)
+    with _locked(settings, wait):
+        if _changed_since(settings, current, staged_before):
+            raise RenewalError(
+                f"{settings.cert_path}, its key or {settings.staged_key_path} changed while the"
+                " CA was asked (the certificate role ran meanwhile); the CA's certificate was"
+                " not written, and the next run decides again"
+            )
+        if settings.reload:
+            # Remembered before the write: a run killed between the write and the reload
+            # leaves the marker, and the next run reloads.
+            _mark_pending(settings, "(the reload after a renewal)")
+        write_renewed(settings, answer)
     facts = _crypto.certificate_facts(answer.certs[0])
     old_serial = _crypto.serial_hex(current.leaf.serial_number)
     message = (
@@ -708,7 +690,53 @@ def _run_locked(settings: Settings, force: bool, now: datetime | None) -> tuple[
             " installed yet, or left by an interrupted run), so it was left as it is; the"
             " role's next run installs or removes it"
         )
-    return Outcome(True, message, facts["serial"]), ""
+    try:
+        reloaded = reload_services(settings)
+    except RenewalError as exc:
+        raise RenewalError(f"{message}; but {exc}") from None
+    return Outcome(True, message, facts["serial"], reloaded)
+
+
+@contextlib.contextmanager
+def _locked(settings: Settings, wait: float) -> Iterator[None]:
+    try:
+        with _item_lock.hold([_item_lock.folder_of(settings.key_path)], wait):
+            yield
+    except _item_lock.LockError as exc:
+        why = (
+            ": the certificate role or another renewal is changing certificates there"
+            if isinstance(exc, _item_lock.LockBusy)
+            else ""
+        )
+        raise RenewalError(
+            f"{exc}{why}; {settings.cert_path} is unchanged, and the next run tries again"
+        ) from None
+
+
+def _staged_bytes(settings: Settings) -> bytes | None:
+    """The content of ``<key>.next`` (run after :func:`finish_interrupted_swap`, so one the
+    certificate belongs to is gone): ``None`` when there is none."""
+    if not os.path.lexists(settings.staged_key_path):
+        return None
+    try:
+        with open(settings.staged_key_path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def _changed_since(settings: Settings, current: Current, staged: bytes | None) -> bool:
+    """Whether the certificate, its key or ``<key>.next`` differ from what the run read."""
+    try:
+        now_cert = _read(settings.cert_path, "certificate")
+        now_key = _read(settings.key_path, "key")
+    except RenewalError:
+        return True
+    return (now_cert, now_key, _staged_bytes(settings)) != (
+        current.cert_bytes,
+        current.key_bytes,
+        staged,
+    )
 
 
 def _say(stream: Any, line: str) -> None:

@@ -23,7 +23,7 @@ description:
     M(mtls.rollout.certificate_plan) call.
   - Each item is checked, written and its key renamed under the certificate lock, an C(flock) on
     the folder of its key, which the renewal timers and M(mtls.rollout.certificate_plan) take
-    too. It waits at most as long as a renewal with a healthy CA takes (120 seconds); a lock
+    too (never while they wait for the CA). It waits at most 120 seconds; a lock
     still held then refuses the items of that folder. A certificate for another key than the one
     on the host now (a renewal timer rekeyed it after the plan) is refused; the next run signs
     for the current key.

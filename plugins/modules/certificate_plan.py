@@ -25,8 +25,8 @@ description:
     on the host from the key the certificate will sit beside. Private keys never leave the host.
   - Every item is checked before any file is written, so bad input changes nothing.
   - Reads and writes under the certificate lock, an C(flock) on the folder of each item's key,
-    which the renewal timers and M(mtls.rollout.certificate_install) take too. It waits at most
-    as long as a renewal with a healthy CA takes (120 seconds); a lock still held then fails the
+    which the renewal timers and M(mtls.rollout.certificate_install) take too (never while they wait
+    for the CA). It waits at most 120 seconds; a lock still held then fails the
     module with the folder and the process holding it, and nothing is changed.
   - Installs, removes or updates each item's renewal timer (O(items[].renew_timer)) and the
     renewal program, and removes the files of items with O(items[].state=absent).

@@ -156,6 +156,21 @@ def test_nothing_is_left_for_set_fs_attributes_to_change(module, tmp_path, monke
     assert (target.read_bytes(), _mode(target)) == (b"two", 0o640)
 
 
+def test_owner_group_and_octal_mode_never_go_through_the_path(module, tmp_path, monkeypatch):
+    # After the rename, a user who can write the folder could swap the file for a symlink:
+    # a chown or chmod by path would then reach the symlink's target.
+    passed = []
+    monkeypatch.setattr(
+        module, "set_fs_attributes_if_different", lambda args, changed: passed.append(args)
+    )
+    owner = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
+    target = tmp_path / "cert.pem"
+    _io.write_file(module, str(target), b"x", {"mode": "0640", "owner": owner, "group": group})
+    assert [(a["mode"], a["owner"], a["group"]) for a in passed] == [(None, None, None)]
+    assert passed[0]["path"] == str(target)
+
+
 def test_a_symbolic_mode_is_still_applied_after_the_rename(module, tmp_path):
     # A regression guard (the old code did this too): a mode write_atomic cannot take.
     target = tmp_path / "cert.pem"

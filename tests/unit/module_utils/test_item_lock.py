@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from lock_helpers import LockHolder, on_first_wait
@@ -90,3 +95,39 @@ def test_a_folder_that_cannot_be_opened_is_a_lock_error(tmp_path):
 
 def test_folder_of_is_the_key_s_folder(tmp_path):
     assert _item_lock.folder_of(str(tmp_path / "web.key")) == str(tmp_path)
+
+
+def test_a_folder_the_user_may_not_read_says_so(tmp_path):
+    # The lock opens the folder for reading: a user who may only pass through it gets a
+    # message that says what to do, not "Permission denied" alone. As root (who reads any
+    # folder) the check runs as nobody, in a folder of /tmp that nobody can reach.
+    root = os.geteuid() == 0
+    base = Path(tempfile.mkdtemp(dir="/tmp")) if root else tmp_path
+    try:
+        base.chmod(0o711)
+        folder = base / "keys"
+        folder.mkdir()
+        folder.chmod(0o711 if root else 0o311)
+        script = (
+            "import importlib.util\n"
+            f"spec = importlib.util.spec_from_file_location('lock', {_item_lock.__file__!r})\n"
+            "lock = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(lock)\n"
+            "try:\n"
+            f"    with lock.hold([{str(folder)!r}], 0):\n"
+            "        print('taken')\n"
+            "except lock.LockError as exc:\n"
+            "    print(exc)\n"
+        )
+        command = [sys.executable, "-c", script]
+        if root:
+            nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+            command = [*nobody, "/usr/bin/python3", "-c", script]
+        said = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        if root:
+            shutil.rmtree(base)
+    assert said.strip() == (
+        f"cannot open {folder} to take the certificate lock: this user may not read that"
+        " folder (run the certificate role with become, or let its user read the folder)"
+    )

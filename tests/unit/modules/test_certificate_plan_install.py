@@ -584,7 +584,7 @@ def test_plan_fails_clearly_while_the_lock_stays_held_and_changes_nothing(
     _deploy(run_module, host)
     (host.dir / "web.key.next").write_bytes(b"staged by someone who holds the lock")
     before = _snapshot(host.dir)
-    monkeypatch.setattr(_certificate_plan, "LOCK_WAIT", 0.3)
+    monkeypatch.setattr(_item_lock, "LOCK_WAIT", 0.3)
     with LockHolder(host.dir) as holder:
         result = run_module(certificate_plan, host.plan_args(), check=check_mode)
     assert result["failed"] is True, result
@@ -627,7 +627,7 @@ def test_install_refuses_the_items_of_a_locked_folder_and_installs_the_others(
     plan = run_module(certificate_plan, host.plan_args(items))
     requests = {item["name"]: item["request"] for item in plan["items"]}
     before = _snapshot(host.dir)
-    monkeypatch.setattr(_certificate_plan, "LOCK_WAIT", 0.3)
+    monkeypatch.setattr(_item_lock, "LOCK_WAIT", 0.3)
     holds = []
     hold = _item_lock.hold
 
@@ -647,7 +647,7 @@ def test_install_refuses_the_items_of_a_locked_folder_and_installs_the_others(
     for name, message in failed.items():
         assert message.startswith(f"{name}: the certificate lock on {host.dir} ("), message
         assert f"still held by process {holder.pid}" in message
-        assert "none of the files of the certificates there was changed" in message
+        assert "this certificate was not installed" in message
     # The busy folder was waited for once, not once per item.
     assert holds == [[str(host.dir)], [str(other)]]
     assert _snapshot(host.dir) == before

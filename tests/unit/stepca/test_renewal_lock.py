@@ -11,18 +11,21 @@ and a certificate that belong together, and a ``<key>.next`` the timer did not m
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from lock_helpers import LockHolder, RenewalChild, on_first_wait
+from lock_helpers import BOUND, LockHolder, RenewalChild, on_first_wait
 from test_renewal import _issue
 
 from ansible_collections.mtls.rollout.plugins.module_utils import (
-    _certificate_plan,
     _crypto,
+    _item_lock,
     _renewal,
     _stepca,
 )
@@ -129,9 +132,9 @@ def test_the_timer_gives_up_after_the_bound_and_changes_nothing(
             " after 0.3 s: the certificate role or another renewal is changing certificates"
             f" there; {settings.cert_path} is unchanged, and the next run tries again"
         ), message
-        # The program's own bound comes from its CA timeout (here made short).
-        monkeypatch.setattr(_renewal, "LOCK_MARGIN", 0.2)
-        path = _settings_file(_renewal.Settings.from_dict(dict(settings.as_dict(), timeout=0.01)))
+        # The program's own bound is the collection's one wait (here made short).
+        monkeypatch.setattr(_item_lock, "LOCK_WAIT", 0.23)
+        path = _settings_file(settings)
         files[path] = path.read_bytes()
         assert _renewal.main([str(path), "--force"]) == 1
     journal = capsys.readouterr().err
@@ -140,11 +143,128 @@ def test_the_timer_gives_up_after_the_bound_and_changes_nothing(
     assert {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == files
 
 
-def test_a_healthy_run_fits_the_wait_of_the_others():
-    # Ansible waits as long as a timer run with the default CA timeout can take when each
-    # step of its one CA request comes within the timeout, plus the margin.
-    assert _renewal.longest_hold(_renewal.DEFAULT_TIMEOUT) == 3 * _renewal.DEFAULT_TIMEOUT + 30
-    assert _renewal.longest_hold(_renewal.DEFAULT_TIMEOUT) == _certificate_plan.LOCK_WAIT
+class _TricklingCa:
+    """A TLS server with a certificate the trust bundle accepts, which answers a request one
+    byte at a time: a CA (or a proxy before it) that is slow but never silent for a whole
+    timeout."""
+
+    def __init__(self, step_ca, provisioner_keys, folder: Path) -> None:
+        folder.mkdir()
+        served = _issue(step_ca, provisioner_keys, folder, "server", "localhost")
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(served.cert_path, served.key_path)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.answering = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _address = self.listener.accept()
+        with self.context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(65536)
+            self.answering.set()
+            for byte in b"HTTP/1.1 503 Service Unavailable\r\n" * 100:
+                if self.stop.wait(0.2):
+                    break
+                tls.sendall(bytes([byte]))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=BOUND)
+        self.listener.close()
+
+
+def test_a_slow_ca_answer_holds_no_lock(step_ca, provisioner_keys, tmp_path):
+    # The old program held the lock through its CA request, and a CA that answers a byte at a
+    # time (each within the socket timeout) held the certificate role beyond its wait.
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "slow.example.test")
+    issued = Path(settings.cert_path).read_bytes()
+    slow_ca = _TricklingCa(step_ca, provisioner_keys, tmp_path / "ca")
+    slow = _renewal.Settings.from_dict(
+        dict(settings.as_dict(), ca_url=f"https://localhost:{slow_ca.port}", timeout=2)
+    )
+    failures = []
+
+    def renew() -> None:
+        try:
+            _renewal.run(slow, force=True)
+        except _renewal.RenewalError as exc:
+            failures.append(str(exc))
+
+    timer = threading.Thread(target=renew)
+    timer.start()
+    try:
+        assert slow_ca.answering.wait(BOUND), "the renewal never asked the CA"
+        # While the CA answers, the folder's lock is free at once.
+        with _item_lock.hold([str(tmp_path)], 0):
+            pass
+    finally:
+        slow_ca.close()
+        timer.join(BOUND)
+    # The renewal failed on the CA's answer, not on the lock, and changed nothing.
+    assert len(failures) == 1 and "certificate lock" not in failures[0], failures
+    assert Path(settings.cert_path).read_bytes() == issued
+
+
+def test_a_certificate_the_role_changed_during_the_ca_request_is_not_overwritten(
+    step_ca, provisioner_keys, tmp_path, monkeypatch
+):
+    # The CA is asked without the lock; the certificate role may install a certificate (or
+    # stage a key) meanwhile. What the CA sends for the old state is then not written.
+    settings = _issue(step_ca, provisioner_keys, tmp_path, "client", "race.example.test")
+    request = _renewal.request_renewal
+    installed_by_the_role = b""
+
+    def meanwhile(*args, **kwargs):
+        nonlocal installed_by_the_role
+        answer = request(*args, **kwargs)
+        cert = Path(settings.cert_path)
+        installed_by_the_role = cert.read_bytes() + b"\n"  # the same chain, other bytes
+        cert.write_bytes(installed_by_the_role)
+        return answer
+
+    monkeypatch.setattr(_renewal, "request_renewal", meanwhile)
+    with pytest.raises(_renewal.RenewalError) as caught:
+        _renewal.run(settings, force=True)
+    assert "changed while the CA was asked" in str(caught.value)
+    assert Path(settings.cert_path).read_bytes() == installed_by_the_role
+    assert not Path(settings.pending_path).exists()
+
+
+def test_a_renewal_killed_before_its_reload_is_reloaded_by_the_next_run(
+    step_ca, provisioner_keys, tmp_path, monkeypatch
+):
+    # The reload is marked pending before the certificate is written: a run that dies in
+    # between (kill -9, power) leaves a new certificate that the next run reloads, though it
+    # is not due.
+    reloads = tmp_path / "reloads"
+    settings = _issue(
+        step_ca,
+        provisioner_keys,
+        tmp_path,
+        "client",
+        "killed.example.test",
+        reload=[f"echo reloaded >> {reloads}"],
+    )
+    before = _renewal.read_current(settings).leaf.serial_number
+
+    def killed(_settings):
+        raise SystemExit("killed between the write and the reload")
+
+    monkeypatch.setattr(_renewal, "reload_services", killed)
+    with pytest.raises(SystemExit):
+        _renewal.run(settings, force=True)
+    monkeypatch.undo()
+    assert _renewal.read_current(settings).leaf.serial_number != before
+    assert not reloads.exists()
+    outcome = _renewal.run(settings)
+    assert not outcome.renewed
+    assert outcome.message.endswith("; an earlier reload failed, reloaded"), outcome.message
+    assert outcome.reloaded == [f"echo reloaded >> {reloads}"]
+    assert reloads.read_text() == "reloaded\n"
+    assert not Path(settings.pending_path).exists()
 
 
 # ---------------------------------------------------------- a .next the timer did not make
@@ -196,7 +316,7 @@ def test_a_plan_during_a_rekey_leaves_the_timer_s_staged_key(
     timer.start()
     timer.expect("paused")
     staged = Path(settings.staged_key_path).read_bytes()
-    monkeypatch.setattr(_certificate_plan, "LOCK_WAIT", 0.3, raising=False)
+    monkeypatch.setattr(_item_lock, "LOCK_WAIT", 0.3)
     plan = _plan(run_module, step_ca, settings)
     assert Path(settings.staged_key_path).read_bytes() == staged
     assert plan.get("failed") is True and "the certificate lock on" in plan["msg"], plan
