@@ -33,6 +33,8 @@ options:
     description:
       - The files NGINX reads at reload that the role watches. A file that does not exist is
         recorded as absent (for example the removed default site).
+      - Absolute paths only; the module fails on a relative one, which NGINX would resolve against
+        its prefix (such as C(/etc/nginx)) and this module against its working directory.
     type: list
     elements: path
     required: true
@@ -40,6 +42,7 @@ options:
     description:
       - The record the reload handler wrote, JSON. Missing, or in another format (an older
         version of the role), it counts as a record of nothing.
+      - An absolute path.
     type: path
     required: true
 """
