@@ -134,6 +134,10 @@ CASES: dict[str, dict] = {
     "missing_certificate": {
         "sites": [{k: v for k, v in site("app").items() if k != "certificate"}]
     },
+    "served_check_off": {
+        "check": False,
+        "sites": [site("app", crl="/etc/ssl/mtls/crl.pem"), site("other", listen=8443)],
+    },
 }
 
 
@@ -164,3 +168,15 @@ def test_a_missing_certificate_is_still_refused(results):
     message = results["missing_certificate"]["failed"]
     assert message.startswith("nginx_mtls_sites entry app is invalid:"), message
     assert "not absolute: none;" in message
+
+
+def test_without_the_served_check_the_record_watches_certificates_never_keys(results):
+    # The record is 0644 and the module returns its digests: no digest of a private key.
+    assert results["served_check_off"]["files"] == [
+        CONFIG,
+        "/etc/ssl/mtls/ca-bundle.pem",
+        "/etc/ssl/mtls/crl.pem",
+        DEFAULT_SITE,
+        "/etc/ssl/mtls/app.crt",
+        "/etc/ssl/mtls/other.crt",
+    ]
