@@ -134,6 +134,17 @@ CASES: dict[str, dict] = {
     "missing_certificate": {
         "sites": [{k: v for k, v in site("app").items() if k != "certificate"}]
     },
+    "served_check_on": {
+        "sites": [
+            site("app"),
+            site("wildcard", server_name=["*.example.org"]),
+            site("dot", server_name=".example.net"),
+            site("tail", server_name="www.example.*"),
+            site("regex", server_name="~^r[0-9]+$", listen=8443),
+            site("regexes", server_name=["~^a$", "~^b$"], listen=9443),
+            site("mixed", server_name=["~^m$", "m.example.com"]),
+        ],
+    },
     "served_check_off": {
         "check": False,
         "sites": [site("app", crl="/etc/ssl/mtls/crl.pem"), site("other", listen=8443)],
@@ -179,4 +190,29 @@ def test_without_the_served_check_the_record_watches_certificates_never_keys(res
         DEFAULT_SITE,
         "/etc/ssl/mtls/app.crt",
         "/etc/ssl/mtls/other.crt",
+    ]
+
+
+def test_the_served_check_asks_each_site_for_a_name_a_client_could_send(results):
+    assert results["served_check_on"]["sni"] == {
+        "app": "app.example.com",
+        "wildcard": "nginx-mtls-check.example.org",
+        "dot": "example.net",
+        "tail": "www.example.nginx-mtls-check",
+        # Only regular expressions: nothing to ask for, so the check skips the site.
+        "regex": "",
+        "regexes": "",
+        "mixed": "m.example.com",
+    }
+
+
+def test_the_record_watches_the_certificates_the_served_check_skips(results):
+    # A certificate renewed by a run that died before its reload is made up for either
+    # way: over a handshake where the check asks the site, by the record where it cannot.
+    assert results["served_check_on"]["files"] == [
+        CONFIG,
+        "/etc/ssl/mtls/ca-bundle.pem",
+        DEFAULT_SITE,
+        "/etc/ssl/mtls/regex.crt",
+        "/etc/ssl/mtls/regexes.crt",
     ]
