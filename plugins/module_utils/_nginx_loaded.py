@@ -10,8 +10,10 @@ just before the reload (``None`` for a file that did not exist). A later run com
 files with the record (:func:`compare`) and reloads on any difference.
 
 The record is taken before the reload, not after: a file that changes in between then
-differs from the record and is reloaded once more, where a record taken afterwards would
-claim a state that NGINX never loaded.
+differs from the record and is reloaded once more, where a record taken afterwards could
+name content that was not on disk when the reload was sent. It records what was sent, not
+what NGINX took: ``systemctl reload nginx`` returns once the signal is sent, and a master
+that then fails (a port it cannot bind) keeps its old configuration and logs the error.
 """
 
 from __future__ import annotations

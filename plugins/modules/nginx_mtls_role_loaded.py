@@ -15,6 +15,8 @@ description:
     bundles, only when it starts or reloads. The role's reload handler calls this module just
     before the reload and writes RV(record) to O(record) after it; every run of the role calls
     it to compare the files with that record, and reloads NGINX when RV(reasons) is not empty.
+  - The record says what was on disk when a reload was sent, not that NGINX took it; a reload
+    the NGINX master refuses after the signal shows only in its error log.
   - Reads only; never changes anything.
 author:
   - mtls.rollout maintainers (!UNKNOWN)
