@@ -10,8 +10,10 @@ just before the reload (``None`` for a file that did not exist). A later run com
 files with the record (:func:`compare`) and reloads on any difference.
 
 The record is taken before the reload, not after: a file that changes in between then
-differs from the record and is reloaded once more, where a record taken afterwards would
-claim a state that NGINX never loaded.
+differs from the record and is reloaded once more, where a record taken afterwards could
+name content that was not on disk when the reload was sent. It records what was sent, not
+what NGINX took: ``systemctl reload nginx`` returns once the signal is sent, and a master
+that then fails (a port it cannot bind) keeps its old configuration and logs the error.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "parse_record",
     "read_state",
     "render_record",
+    "require_absolute",
 ]
 
 # Written into the record; a record of another version counts as no record (one reload).
@@ -121,8 +124,23 @@ def compare(
     return changed, reasons
 
 
+def require_absolute(option: str, paths: list[str]) -> None:
+    """Refuse a relative path: NGINX resolves one against its prefix (``nginx -p``, such as
+    /etc/nginx), this process against its working directory, so the digest would be of
+    another file, or ``None`` for ever."""
+    for path in paths:
+        if not os.path.isabs(path):
+            raise LoadedError(
+                f"{path} is a relative path; {option} takes absolute paths only (NGINX resolves a"
+                " relative path against its prefix, such as /etc/nginx, which this module does"
+                " not know)"
+            )
+
+
 def check(paths: list[str], record_path: str) -> dict[str, Any]:
     """What the module returns: the files' state, its record, and what NGINX has not loaded."""
+    require_absolute("files", paths)
+    require_absolute("record", [record_path])
     state = read_state(paths)
     try:
         with open(record_path, "rb") as handle:

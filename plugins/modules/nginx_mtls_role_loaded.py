@@ -15,6 +15,8 @@ description:
     bundles, only when it starts or reloads. The role's reload handler calls this module just
     before the reload and writes RV(record) to O(record) after it; every run of the role calls
     it to compare the files with that record, and reloads NGINX when RV(reasons) is not empty.
+  - The record says what was on disk when a reload was sent, not that NGINX took it; a reload
+    the NGINX master refuses after the signal shows only in its error log.
   - Reads only; never changes anything.
 author:
   - mtls.rollout maintainers (!UNKNOWN)
@@ -33,6 +35,8 @@ options:
     description:
       - The files NGINX reads at reload that the role watches. A file that does not exist is
         recorded as absent (for example the removed default site).
+      - Absolute paths only; the module fails on a relative one, which NGINX would resolve against
+        its prefix (such as C(/etc/nginx)) and this module against its working directory.
     type: list
     elements: path
     required: true
@@ -40,6 +44,7 @@ options:
     description:
       - The record the reload handler wrote, JSON. Missing, or in another format (an older
         version of the role), it counts as a record of nothing.
+      - An absolute path.
     type: path
     required: true
 """

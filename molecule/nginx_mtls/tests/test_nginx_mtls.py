@@ -321,7 +321,9 @@ def test_the_record_says_what_nginx_loaded(web):
     # Written by the reload handler: the files NGINX reads at reload that the
     # role watches, as they were just before the last reload. side_effect.yml
     # added a root to the trust bundle behind NGINX's back; the catch-up run
-    # reloaded and recorded it.
+    # reloaded and recorded it. The certificate of site regex, which the
+    # served-certificate check cannot ask (its name is a regular expression),
+    # is watched; web.crt, which the check asks for, and every key are not.
     record = web.file("/var/lib/nginx/nginx_mtls-loaded.json")
     assert (record.user, record.group, record.mode) == ("root", "root", 0o644)
 
@@ -335,10 +337,23 @@ def test_the_record_says_what_nginx_loaded(web):
             config: sha256(config),
             CA: sha256(CA),
             "/etc/nginx/sites-enabled/default": None,
+            f"{DIR}/regex.crt": sha256(f"{DIR}/regex.crt"),
         },
     }
     # The record of versions before 0.2.0 is removed by the first reload.
     assert not web.file("/var/lib/nginx/nginx_mtls-loaded-config.sha1").exists
+
+
+def test_the_regex_named_site_serves_its_renewed_certificate_file(web):
+    # side_effect.yml replaced regex.crt behind NGINX's back; the record made
+    # the next run reload.
+    served = web.check_output(
+        "openssl s_client -connect 127.0.0.1:443 -servername regex1 </dev/null 2>/dev/null"
+        " | openssl x509 -noout -serial"
+    )
+    on_disk = web.check_output(f"openssl x509 -in {DIR}/regex.crt -noout -serial")
+    renewed = web.check_output(f"openssl x509 -in {DIR}/web-renewed.crt -noout -serial")
+    assert served == on_disk == renewed
 
 
 @pytest.mark.parametrize("url", [APP, OPTIONAL])

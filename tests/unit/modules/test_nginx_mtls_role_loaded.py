@@ -214,3 +214,26 @@ def test_parse_record_round_trip():
     state = {"/a": "1", "/b": None}
     assert loaded.parse_record(loaded.render_record(state).encode()) == (state, None)
     assert loaded.parse_record(None) == (None, "there is no record of what NGINX loaded")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        # NGINX reads ssl_client_certificate ca-bundle.pem from its prefix (/etc/nginx).
+        ("files", ["ca-bundle.pem"]),
+        ("files", ["/etc/nginx/nginx_mtls.conf", "ssl/crl.pem"]),
+        ("files", ["./ca-bundle.pem"]),
+        ("record", "loaded.json"),
+    ],
+)
+def test_a_relative_path_fails_naming_it(run_module, host, monkeypatch, option, value):
+    # From the folder that holds the files, a relative path would read them: it must not.
+    monkeypatch.chdir(host)
+    result = run_module(nginx_mtls_role_loaded, dict(args(host), **{option: value}))
+    relative = value[-1] if isinstance(value, list) else value
+    assert result["failed"] is True
+    assert result["msg"] == (
+        f"{relative} is a relative path; {option} takes absolute paths only (NGINX resolves a"
+        " relative path against its prefix, such as /etc/nginx, which this module does not know)"
+    )
+    assert "files" not in result
