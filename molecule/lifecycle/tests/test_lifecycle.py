@@ -1,6 +1,8 @@
-"""What users see after side_effect.yml revoked the client's "contractor" certificate and
-ran the report: real handshakes from the client, the CA's answer to a renewal, John Doe's
-PKCS#12 bundle, the report's table and the node_exporter textfiles."""
+"""What users see after side_effect.yml revoked the client's "contractor" certificate, ran
+the report, then revoked the laptop's two certificates by host and item (once while it
+showed the client's worker certificate as its own, once while it was stopped): real
+handshakes from the client, the CA's answer to a renewal, John Doe's PKCS#12 bundle, the
+report's table and the node_exporter textfiles."""
 
 from __future__ import annotations
 
@@ -23,13 +25,18 @@ P12 = f"{PEOPLE}/john-doe.p12"
 PASSPHRASE = "lifecycle-only-john-doe-bundle-passphrase"
 TEXTFILE = "/var/lib/prometheus/node-exporter/mtls_certificates.prom"
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-# Every certificate of the fleet: (host, item) -> its files.
+# The laptop is stopped by now: copies of its certificates and keys, taken before it showed
+# the worker's certificate and before it stopped, are on the client.
+COPIES = "/root"
+# Every certificate of the fleet: (host, item) -> (the container that has it, its file).
 FLEET = {
-    ("lifecycle-web1", "web"): "/etc/ssl/mtls/web.crt",
-    ("lifecycle-web2", "web"): "/etc/ssl/mtls/web.crt",
-    ("lifecycle-client", "worker"): "/etc/ssl/mtls/worker.crt",
-    ("lifecycle-client", "contractor"): "/etc/ssl/mtls/contractor.crt",
-    ("lifecycle-client", "john-doe"): f"{PEOPLE}/john-doe.crt",
+    ("lifecycle-web1", "web"): ("lifecycle-web1", "/etc/ssl/mtls/web.crt"),
+    ("lifecycle-web2", "web"): ("lifecycle-web2", "/etc/ssl/mtls/web.crt"),
+    ("lifecycle-client", "worker"): ("lifecycle-client", "/etc/ssl/mtls/worker.crt"),
+    ("lifecycle-client", "contractor"): ("lifecycle-client", "/etc/ssl/mtls/contractor.crt"),
+    ("lifecycle-client", "john-doe"): ("lifecycle-client", f"{PEOPLE}/john-doe.crt"),
+    ("lifecycle-laptop", "laptop"): ("lifecycle-client", f"{COPIES}/laptop.crt"),
+    ("lifecycle-laptop", "vpn"): ("lifecycle-client", f"{COPIES}/vpn.crt"),
 }
 
 
@@ -78,17 +85,45 @@ def test_the_ca_refuses_to_renew_the_revoked_certificate(client):
     assert curl_status(client, "https://ca:9000/1.0/renew", "-X", "POST", *_with("worker")) == "201"
 
 
-def test_the_revocation_list_names_the_certificate_once():
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("name", ["laptop", "vpn"])
+def test_the_laptop_s_certificates_get_403_at_every_server(client, server, name):
+    # "laptop": revoked while the laptop showed the worker's certificate in its place;
+    # "vpn": revoked while the laptop was stopped. Both from the issuance record.
+    assert curl_status(client, f"https://{server}/", *_with(name, COPIES)) == "403"
+
+
+def test_the_laptop_is_stopped(container):
+    assert container("lifecycle-laptop").run("true").rc != 0
+
+
+def test_the_revocation_list_names_each_certificate_once(client):
     listed = yaml.safe_load((EPHEMERAL / "inventory" / "revoked-certificates.yml").read_text())
-    [entry] = listed["revoked_certificates"]
-    assert entry["subject"] == "CN=contractor"
-    assert (entry["host"], entry["item"]) == ("lifecycle-client", "contractor")
+    entries = listed["revoked_certificates"]
+    assert [(e["host"], e["item"], e["subject"]) for e in entries] == [
+        ("lifecycle-client", "contractor", "CN=contractor"),
+        ("lifecycle-laptop", "laptop", "CN=laptop"),
+        ("lifecycle-laptop", "vpn", "CN=vpn"),
+    ]
+    assert entries[1]["serial"] == _serial(client, f"{COPIES}/laptop.crt")
+    assert entries[2]["serial"] == _serial(client, f"{COPIES}/vpn.crt")
+    # Not the worker's, whose certificate the laptop showed as its own.
+    assert _serial(client, "/etc/ssl/mtls/worker.crt") not in {e["serial"] for e in entries}
+
+
+def test_the_issuance_record_holds_every_certificate_the_role_issued(container):
+    record = yaml.safe_load((EPHEMERAL / "inventory" / "issued-certificates.yml").read_text())
+    by_item = {(e["host"], e["item"]): e for e in record["issued_certificates"]}
+    assert set(by_item) == set(FLEET)
+    for key, (where, path) in FLEET.items():
+        assert by_item[key]["serial"] == _serial(container(where), path)
 
 
 @pytest.mark.parametrize("server", ["lifecycle-web1", "lifecycle-web2"])
 def test_the_servers_deny_the_serial_by_name(container, client, server):
     conf = container(server).file("/etc/nginx/conf.d/nginx_mtls.conf").content_string
-    assert f'"{_serial(client, "/etc/ssl/mtls/contractor.crt")}" 1;' in conf
+    for path in ("/etc/ssl/mtls/contractor.crt", f"{COPIES}/laptop.crt", f"{COPIES}/vpn.crt"):
+        assert f'"{_serial(client, path)}" 1;' in conf
 
 
 # ------------------------------------------------------------------------- people
@@ -159,14 +194,15 @@ def test_the_report_lists_every_certificate_with_serial_and_days_left(container)
         seen[(host, name)] = (expires, int(days), status, serial)
     assert set(seen) == set(FLEET)
     now = datetime.now(timezone.utc)
-    for (host, name), path in FLEET.items():
-        target = container(host)
+    for (host, name), (where, path) in FLEET.items():
+        target = container(where)
         expires, days, status, serial = seen[(host, name)]
         not_after = _not_after(target, path)
         assert serial == _serial(target, path)
         assert expires == not_after.strftime("%Y-%m-%d %H:%M")
         # Whole days left when the report ran, minutes before this test.
         assert days in {math.floor((not_after - now).total_seconds() / 86400) + d for d in (0, 1)}
+        # The report ran after the contractor's revocation, before the laptop's.
         assert status == ("REVOKED" if name == "contractor" else "OK")
     # Soonest expiry first: the servers' and machines' 720h before John's year.
     expiries = [row[0] for row in rows]
@@ -190,7 +226,7 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     not_after = values("mtls_certificate_not_after_seconds")
     assert set(not_after) == names
     for name in names:
-        path = FLEET[(host, name)]
+        _where, path = FLEET[(host, name)]
         assert not_after[name] == _not_after(target, path).timestamp()
     assert values("mtls_certificate_present") == dict.fromkeys(names, 1.0)
     assert values("mtls_certificate_needs_signing") == dict.fromkeys(names, 0.0)
@@ -198,7 +234,7 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     assert revoked == {name: 1.0 if name == "contractor" else 0.0 for name in names}
     info = {s.labels["name"]: s.labels for s in families["mtls_certificate_info"].samples}
     for name in names:
-        assert info[name]["serial"] == _serial(target, FLEET[(host, name)])
+        assert info[name]["serial"] == _serial(target, FLEET[(host, name)][1])
     # No half-written file was left behind (node_exporter reads every *.prom).
     left = target.check_output("ls -A /var/lib/prometheus/node-exporter")
     assert left == "mtls_certificates.prom"
