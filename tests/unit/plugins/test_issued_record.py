@@ -11,8 +11,10 @@ import multiprocessing
 import os
 import stat
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -246,3 +248,17 @@ def test_an_unreadable_certificate_fails_only_itself(tmp_path, test_ca):
     assert "the issued certificate of web is unreadable" in outcomes["h1"]["web"]["msg"]
     assert outcomes["h2"]["web"]["ok"] is True
     assert [e["host"] for e in _read(path)] == ["h2"]
+
+
+def test_the_playbooks_find_the_record_where_the_role_writes_it():
+    """playbooks/vars/fleet.yml repeats the role's default (a role default is not visible
+    outside the role): the two must stay the same expression."""
+    repo = Path(__file__).resolve().parents[3]
+    defaults = yaml.safe_load((repo / "roles/certificate/defaults/main.yml").read_text())
+    fleet = yaml.safe_load((repo / "playbooks/vars/fleet.yml").read_text())
+    role_default = defaults["certificate_issued_file"].strip()
+    assert role_default.startswith("{{ ") and role_default.endswith(" }}")
+    expression = role_default[3:-3]
+    assert fleet["__mtls_issued_file"].strip() == (
+        "{{ certificate_issued_file | default(" + expression + ") }}"
+    )
