@@ -22,6 +22,7 @@ only.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,7 +41,9 @@ DEFAULT_PROFILE = "server"
 LIMIT = 'see docs/security.md, "Revocation by host"'
 
 
-def _target(host: str | None, entry: Mapping[str, Any] | None, serial: str, source: str | None):
+def _target(
+    host: str | None, entry: Mapping[str, Any] | None, serial: str, source: str | None
+) -> dict[str, Any]:
     entry = entry or {}
     return {
         "serial": serial,
@@ -144,6 +147,133 @@ def verify_reported(
             " host's certificate, or a key made since the last signing by the role)"
         )
     return facts, reasons
+
+
+@dataclass(frozen=True)
+class _Item:
+    host: str
+    name: str
+    what: str  # how messages name it: "item john of laptop", "John Doe's certificate"
+
+
+@dataclass(frozen=True)
+class _Notes:
+    errors: list[str]
+    refused: list[str]
+    warnings: list[str]
+
+
+def _by_item(
+    wanted: _Item,
+    scans: Mapping[str, Any],
+    items: Mapping[str, Any] | None,
+    record: list[dict[str, Any]],
+    anchors: Mapping[str, Any] | None,
+    unreachable: list[str] | None,
+    moment: datetime,
+    notes: _Notes,
+) -> list[dict[str, Any]]:
+    """The targets of one host's item: its verified report, then what the record holds."""
+    host, what = wanted.host, wanted.what
+    own = [e for e in record if e["host"] == host and e["item"] == wanted.name]
+    live = _issued_record.unexpired(own, host, wanted.name, moment)
+    keys = {entry["public_key_sha256"] for entry in own}
+    listed = ", ".join(entry["serial"] for entry in live)
+    recorded = [_recorded(entry) for entry in live]
+    defined = (items or {}).get(host)
+    if defined is None:
+        # The host dropped out before its items were taken (refused for its facts, or
+        # failed): nothing of it can be checked, the record still says what it got.
+        if not live:
+            notes.errors.append(
+                f"{what}: the inventory's items of {host} could not be read, and the"
+                " issuance record holds no unexpired certificate of it: nothing to revoke"
+            )
+        else:
+            notes.warnings.append(
+                f"{what}: the inventory's items of {host} could not be read (did it fail"
+                " earlier?), so nothing it holds could be checked; revoking what the issuance"
+                f" record holds for it ({listed}); {LIMIT}"
+            )
+        return recorded
+    defined = [entry for entry in defined if isinstance(entry, Mapping)]
+    spec = next((entry for entry in defined if entry.get("name") == wanted.name), None)
+    if spec is None:
+        names = ", ".join(str(entry.get("name", "?")) for entry in defined) or "none"
+        notes.errors.append(f"{host} has no certificate item {wanted.name!r} (its items: {names})")
+        return []
+
+    if host not in scans:
+        state = "did not answer" if host in (unreachable or []) else "could not be read"
+        if not live:
+            notes.errors.append(
+                f"{what}: {host} {state}, and the issuance record holds no unexpired"
+                f" certificate of it{'' if record else ' (there is no issuance record)'}:"
+                " nothing to revoke"
+            )
+        else:
+            notes.warnings.append(
+                f"{what}: {host} {state}, so its current certificate could not be"
+                f" checked; revoking what the issuance record holds for it ({listed}). A"
+                " certificate its renewal timer issued since is not in the record: revoke it"
+                f" by serial too (from NGINX's log) and rotate what it could reach; {LIMIT}"
+            )
+        return recorded
+
+    reported = [
+        entry
+        for entry in (scans[host] or {}).get("certificates") or []
+        if isinstance(entry, Mapping) and entry.get("name") == wanted.name
+    ]
+    if len(reported) != 1:
+        notes.refused.append(
+            f"{what}: {host} reported {len(reported)} certificates for it instead of one;"
+            " none of them was revoked"
+        )
+        return recorded
+    entry = reported[0]
+    if not entry.get("certificate_pem") and not entry.get("serial"):
+        # No certificate installed (missing or unreadable file).
+        where = f"{entry.get('path')} ({entry.get('reason') or entry.get('status')})"
+        if not live:
+            notes.errors.append(f"{what}: there is no certificate to revoke at {where}")
+        else:
+            notes.warnings.append(
+                f"{what}: {host} holds no certificate at {where}; revoking what the"
+                f" issuance record holds for it ({listed})"
+            )
+        return recorded
+
+    found: list[dict[str, Any]] = []
+    roots = list((anchors or {}).get(host) or [])
+    facts, reasons = verify_reported(host, spec, entry.get("certificate_pem"), roots, keys, moment)
+    if reasons:
+        shown = f" (serial {facts['serial']}, {facts['subject_string']})" if facts else ""
+        notes.refused.append(
+            f"{what}: the certificate {host} reports{shown} was not revoked: {'; '.join(reasons)}"
+        )
+    elif facts is not None:
+        found.append(
+            {
+                "serial": facts["serial"],
+                "host": host,
+                "item": wanted.name,
+                "subject": facts["subject_string"],
+                "not_after": facts["not_after"],
+                "profile": facts["profile"],
+                "found": True,
+                "source": "host",
+            }
+        )
+    if not keys:
+        notes.warnings.append(
+            f"{what}: the issuance record holds no certificate of it"
+            f"{'' if record else ' (there is no issuance record)'}, so the certificate {host}"
+            " reports was checked for its CA and names but not for its key. The record starts"
+            " with the first certificate the certificate role signs with certificate_issued_file"
+            " set"
+        )
+    return found + recorded
 
 
 def revocation_targets(
@@ -265,114 +395,18 @@ def revocation_targets(
             wanted_items.append((people_host, match["id"], f"{match['name']}'s certificate"))
 
     for wanted_host, wanted_item, what in wanted_items:
-        own = [e for e in record if e["host"] == wanted_host and e["item"] == wanted_item]
-        live = _issued_record.unexpired(own, wanted_host, wanted_item, moment)
-        keys = {entry["public_key_sha256"] for entry in own}
-        listed = ", ".join(entry["serial"] for entry in live)
-        defined = (items or {}).get(wanted_host)
-        if defined is None:
-            # The host dropped out before its items were taken (refused for its facts, or
-            # failed): nothing of it can be checked, the record still says what it got.
-            if not live:
-                errors.append(
-                    f"{what}: the inventory's items of {wanted_host} could not be read, and the"
-                    " issuance record holds no unexpired certificate of it: nothing to revoke"
-                )
-                continue
-            warnings.append(
-                f"{what}: the inventory's items of {wanted_host} could not be read (did it fail"
-                " earlier?), so nothing it holds could be checked; revoking what the issuance"
-                f" record holds for it ({listed}); {LIMIT}"
-            )
-            for entry in live:
-                add(_recorded(entry))
-            continue
-        defined = [entry for entry in defined if isinstance(entry, Mapping)]
-        spec = next((entry for entry in defined if entry.get("name") == wanted_item), None)
-        if spec is None:
-            names = ", ".join(str(entry.get("name", "?")) for entry in defined) or "none"
-            errors.append(
-                f"{wanted_host} has no certificate item {wanted_item!r} (its items: {names})"
-            )
-            continue
-
-        if wanted_host not in scans:
-            state = "did not answer" if wanted_host in (unreachable or []) else "could not be read"
-            if not live:
-                errors.append(
-                    f"{what}: {wanted_host} {state}, and the issuance record holds no unexpired"
-                    f" certificate of it{'' if record else ' (there is no issuance record)'}:"
-                    " nothing to revoke"
-                )
-                continue
-            warnings.append(
-                f"{what}: {wanted_host} {state}, so its current certificate could not be"
-                f" checked; revoking what the issuance record holds for it ({listed}). A"
-                " certificate its renewal timer issued since is not in the record: revoke it"
-                f" by serial too (from NGINX's log) and rotate what it could reach; {LIMIT}"
-            )
-        else:
-            reported = [
-                entry
-                for entry in (scans[wanted_host] or {}).get("certificates") or []
-                if isinstance(entry, Mapping) and entry.get("name") == wanted_item
-            ]
-            if len(reported) != 1:
-                refused.append(
-                    f"{what}: {wanted_host} reported {len(reported)} certificates for it instead"
-                    " of one; none of them was revoked"
-                )
-            elif not reported[0].get("certificate_pem") and not reported[0].get("serial"):
-                # No certificate installed (missing or unreadable file).
-                entry = reported[0]
-                where = f"{entry.get('path')} ({entry.get('reason') or entry.get('status')})"
-                if not live:
-                    errors.append(f"{what}: there is no certificate to revoke at {where}")
-                    continue
-                warnings.append(
-                    f"{what}: {wanted_host} holds no certificate at {where}; revoking what the"
-                    f" issuance record holds for it ({listed})"
-                )
-            else:
-                facts, reasons = verify_reported(
-                    wanted_host,
-                    spec,
-                    reported[0].get("certificate_pem"),
-                    list((anchors or {}).get(wanted_host) or []),
-                    keys,
-                    moment,
-                )
-                if reasons:
-                    shown = (
-                        f" (serial {facts['serial']}, {facts['subject_string']})" if facts else ""
-                    )
-                    refused.append(
-                        f"{what}: the certificate {wanted_host} reports{shown} was not revoked:"
-                        f" {'; '.join(reasons)}"
-                    )
-                else:
-                    add(
-                        {
-                            "serial": facts["serial"],
-                            "host": wanted_host,
-                            "item": wanted_item,
-                            "subject": facts["subject_string"],
-                            "not_after": facts["not_after"],
-                            "profile": facts["profile"],
-                            "found": True,
-                            "source": "host",
-                        }
-                    )
-                if not keys:
-                    warnings.append(
-                        f"{what}: the issuance record holds no certificate of it"
-                        f"{'' if record else ' (there is no issuance record)'}, so the"
-                        f" certificate {wanted_host} reports was checked for its CA and names"
-                        " but not for its key. The record starts with the first certificate the"
-                        " certificate role signs with certificate_issued_file set"
-                    )
-        for entry in live:
-            add(_recorded(entry))
+        found_targets = _by_item(
+            _Item(wanted_host, wanted_item, what),
+            scans,
+            items,
+            record,
+            anchors,
+            unreachable,
+            moment,
+            _Notes(errors, refused, warnings),
+        )
+        for target in found_targets:
+            add(target)
 
     if not targets and not errors and not refused:
         errors.append(
