@@ -1,8 +1,8 @@
 """What users see after side_effect.yml revoked the client's "contractor" certificate, ran
-the report, then revoked the laptop's two certificates by host and item (once while it
-showed the client's worker certificate as its own, once while it was stopped): real
-handshakes from the client, the CA's answer to a renewal, John Doe's PKCS#12 bundle, the
-report's table and the node_exporter textfiles."""
+the report, then revoked web2's "probe" by host and item while web2 showed the client's
+worker certificate in its place, and Max Mustermann by person while the client (the
+people host) was stopped: real handshakes from the client, the CA's answer to a renewal,
+John Doe's PKCS#12 bundle, the report's table and the node_exporter textfiles."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ P12 = f"{PEOPLE}/john-doe.p12"
 PASSPHRASE = "lifecycle-only-john-doe-bundle-passphrase"
 TEXTFILE = "/var/lib/prometheus/node-exporter/mtls_certificates.prom"
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-# The laptop is stopped by now: copies of its certificates and keys, taken before it showed
-# the worker's certificate and before it stopped, are on the client.
+# Copies of web2's probe and of Max's certificate and key, taken before web2 showed the
+# worker's certificate in its place and before the client stopped, are on the client.
 COPIES = "/root"
 # Every certificate of the fleet: (host, item) -> (the container that has it, its file).
 FLEET = {
@@ -35,8 +35,8 @@ FLEET = {
     ("lifecycle-client", "worker"): ("lifecycle-client", "/etc/ssl/mtls/worker.crt"),
     ("lifecycle-client", "contractor"): ("lifecycle-client", "/etc/ssl/mtls/contractor.crt"),
     ("lifecycle-client", "john-doe"): ("lifecycle-client", f"{PEOPLE}/john-doe.crt"),
-    ("lifecycle-laptop", "laptop"): ("lifecycle-client", f"{COPIES}/laptop.crt"),
-    ("lifecycle-laptop", "vpn"): ("lifecycle-client", f"{COPIES}/vpn.crt"),
+    ("lifecycle-client", "max-mustermann"): ("lifecycle-client", f"{PEOPLE}/max-mustermann.crt"),
+    ("lifecycle-web2", "probe"): ("lifecycle-client", f"{COPIES}/probe.crt"),
 }
 
 
@@ -86,15 +86,11 @@ def test_the_ca_refuses_to_renew_the_revoked_certificate(client):
 
 
 @pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("name", ["laptop", "vpn"])
-def test_the_laptop_s_certificates_get_403_at_every_server(client, server, name):
-    # "laptop": revoked while the laptop showed the worker's certificate in its place;
-    # "vpn": revoked while the laptop was stopped. Both from the issuance record.
+@pytest.mark.parametrize("name", ["probe", "max-mustermann"])
+def test_the_certificates_revoked_from_the_issuance_record_get_403(client, server, name):
+    # web2's probe: revoked while web2 showed the worker's certificate in its place; Max's:
+    # revoked while the client, his certificate's host, was stopped.
     assert curl_status(client, f"https://{server}/", *_with(name, COPIES)) == "403"
-
-
-def test_the_laptop_is_stopped(container):
-    assert container("lifecycle-laptop").run("true").rc != 0
 
 
 def test_the_revocation_list_names_each_certificate_once(client):
@@ -102,12 +98,12 @@ def test_the_revocation_list_names_each_certificate_once(client):
     entries = listed["revoked_certificates"]
     assert [(e["host"], e["item"], e["subject"]) for e in entries] == [
         ("lifecycle-client", "contractor", "CN=contractor"),
-        ("lifecycle-laptop", "laptop", "CN=laptop"),
-        ("lifecycle-laptop", "vpn", "CN=vpn"),
+        ("lifecycle-web2", "probe", "CN=probe"),
+        ("lifecycle-client", "max-mustermann", "CN=Max Mustermann"),
     ]
-    assert entries[1]["serial"] == _serial(client, f"{COPIES}/laptop.crt")
-    assert entries[2]["serial"] == _serial(client, f"{COPIES}/vpn.crt")
-    # Not the worker's, whose certificate the laptop showed as its own.
+    assert entries[1]["serial"] == _serial(client, f"{COPIES}/probe.crt")
+    assert entries[2]["serial"] == _serial(client, f"{COPIES}/max-mustermann.crt")
+    # Not the worker's, whose certificate web2 showed as its own.
     assert _serial(client, "/etc/ssl/mtls/worker.crt") not in {e["serial"] for e in entries}
 
 
@@ -122,7 +118,11 @@ def test_the_issuance_record_holds_every_certificate_the_role_issued(container):
 @pytest.mark.parametrize("server", ["lifecycle-web1", "lifecycle-web2"])
 def test_the_servers_deny_the_serial_by_name(container, client, server):
     conf = container(server).file("/etc/nginx/conf.d/nginx_mtls.conf").content_string
-    for path in ("/etc/ssl/mtls/contractor.crt", f"{COPIES}/laptop.crt", f"{COPIES}/vpn.crt"):
+    for path in (
+        "/etc/ssl/mtls/contractor.crt",
+        f"{COPIES}/probe.crt",
+        f"{PEOPLE}/max-mustermann.crt",
+    ):
         assert f'"{_serial(client, path)}" 1;' in conf
 
 
@@ -202,7 +202,7 @@ def test_the_report_lists_every_certificate_with_serial_and_days_left(container)
         assert expires == not_after.strftime("%Y-%m-%d %H:%M")
         # Whole days left when the report ran, minutes before this test.
         assert days in {math.floor((not_after - now).total_seconds() / 86400) + d for d in (0, 1)}
-        # The report ran after the contractor's revocation, before the laptop's.
+        # The report ran after the contractor's revocation, before step 6's.
         assert status == ("REVOKED" if name == "contractor" else "OK")
     # Soonest expiry first: the servers' and machines' 720h before John's year.
     expiries = [row[0] for row in rows]
@@ -216,7 +216,7 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     textfile = target.file(TEXTFILE)
     assert textfile.mode == 0o644
     families = {f.name: f for f in text_string_to_metric_families(textfile.content_string)}
-    names = {name for (where, name) in FLEET if where == host}
+    names = {name for (owner, name) in FLEET if owner == host}
 
     def values(metric: str) -> dict[str, float]:
         samples = families[metric].samples
@@ -226,15 +226,16 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     not_after = values("mtls_certificate_not_after_seconds")
     assert set(not_after) == names
     for name in names:
-        _where, path = FLEET[(host, name)]
-        assert not_after[name] == _not_after(target, path).timestamp()
+        where, path = FLEET[(host, name)]
+        assert not_after[name] == _not_after(container(where), path).timestamp()
     assert values("mtls_certificate_present") == dict.fromkeys(names, 1.0)
     assert values("mtls_certificate_needs_signing") == dict.fromkeys(names, 0.0)
     revoked = values("mtls_certificate_revoked")
     assert revoked == {name: 1.0 if name == "contractor" else 0.0 for name in names}
     info = {s.labels["name"]: s.labels for s in families["mtls_certificate_info"].samples}
     for name in names:
-        assert info[name]["serial"] == _serial(target, FLEET[(host, name)][1])
+        where, path = FLEET[(host, name)]
+        assert info[name]["serial"] == _serial(container(where), path)
     # No half-written file was left behind (node_exporter reads every *.prom).
     left = target.check_output("ls -A /var/lib/prometheus/node-exporter")
     assert left == "mtls_certificates.prom"
