@@ -177,8 +177,8 @@ ITEMS = {
 }
 
 
-def _targets(scans=SCANS, **kwargs):
-    result = revocation_targets(scans, items=ITEMS, **kwargs)
+def _targets(scans=None, **kwargs):
+    result = revocation_targets(SCANS if scans is None else scans, items=ITEMS, **kwargs)
     return [t["serial"] for t in result["targets"]], result["errors"]
 
 
