@@ -32,6 +32,7 @@ ARGUMENT_SPEC = {
     "renew_random_delay": {"type": "str", "default": "30m"},
     "transition_roots": {"type": "list", "elements": "str", "default": []},
     "replace_unreadable_keys": {"type": "bool", "default": False},
+    "issued_file": {"type": "str", "default": ""},
 }
 MAX_WORKERS = 32
 
@@ -83,6 +84,7 @@ class ActionModule(ActionBase):
                 raise role.RoleError(
                     f"certificate_sign_workers must be between 1 and {MAX_WORKERS}"
                 )
+            issued_file = role.issued_file(args["issued_file"])
         except role.RoleError as exc:
             return dict(result, failed=True, msg=str(exc))
 
@@ -173,6 +175,7 @@ class ActionModule(ActionBase):
             settings=settings,
             certificates=[item.as_dict() for item in items],
             root_source=root_source,
+            issued_file=issued_file,
         )
         if installed_library:
             result["installed_library"] = installed_library

@@ -10,6 +10,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.mtls.rollout.plugins.plugin_utils import _certificate_role as role
+from ansible_collections.mtls.rollout.plugins.plugin_utils import _issued_record
 from ansible_collections.mtls.rollout.plugins.plugin_utils import _role_runtime as runtime
 
 
@@ -76,6 +77,22 @@ class ActionModule(ActionBase):
                 task_vars=task_vars,
             )
             role.distribute(outcomes, group_members, signed)
+        # Into each host's issuance record before any host installs it: what is not recorded
+        # is not installed (mtls.rollout.revoke relies on the record, not on the host).
+        if not self._task.check_mode:
+            _issued_record.record_outcomes(
+                outcomes,
+                [
+                    (member.host, member.request["name"], role.group_fields(group)[1])
+                    for group in led
+                    for member in grouped[group]
+                ],
+                {
+                    member.host: str((lookup(member.host) or {}).get("issued_file") or "")
+                    for group in led
+                    for member in grouped[group]
+                },
+            )
         result.update(
             outcomes=outcomes,
             changed=any(

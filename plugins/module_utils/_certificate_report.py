@@ -150,6 +150,9 @@ def inspect_item(
     except _crypto.CryptoError as exc:
         return dict(entry, status="unreadable", reason=f"certificate unreadable: {exc}")
 
+    # The certificate itself, for a caller that must not take the host's word for the facts
+    # below (mtls.rollout.revoke checks it against the pinned root and the inventory).
+    entry["certificate_pem"] = _crypto.certificates_pem([cert, *chain])
     key, key_problem = _read_key(key_path)
     desired.key = key
     desired.anchors = anchors

@@ -918,6 +918,11 @@ def load_certificate(data: bytes, name: str = "certificate") -> x509.Certificate
     return load_certificates(data, name)[0]
 
 
+def certificates_pem(certs: Iterable[x509.Certificate]) -> str:
+    """PEM of ``certs``, in order (public data; nothing else of the file they came from)."""
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in certs)
+
+
 def not_valid_before(cert: x509.Certificate) -> datetime:
     """Start of validity as an aware UTC datetime (on any cryptography version)."""
     value = getattr(cert, "not_valid_before_utc", None)

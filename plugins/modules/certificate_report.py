@@ -24,8 +24,8 @@ description:
     name does not end in C(.prom), so node_exporter never reads half a file.
   - The C(mtls.rollout.report) playbook runs it on every host and prints the fleet's table. See
     C(docs/lifecycle.md).
-  - Only reads certificates and keys (no key material is returned); the textfile is the one file
-    it writes.
+  - Only reads certificates and keys (no key material is returned; the certificates are, as
+    RV(certificates[].certificate_pem)); the textfile is the one file it writes.
 author:
   - mtls.rollout maintainers (!UNKNOWN)
 requirements:
@@ -158,6 +158,14 @@ certificates:
       description: The subject's common name (the item's, when the certificate could not be read).
       type: str
       sample: web
+    certificate_pem:
+      description:
+        - The certificates of the file, leaf first, re-encoded as PEM (public data).
+        - The C(mtls.rollout.revoke) playbook verifies it on the controller (chain to the pinned
+          root, names, profile, public key) instead of trusting the other facts a host reports.
+        - Missing when the certificate could not be read.
+      type: str
+      sample: "-----BEGIN CERTIFICATE-----..."
     not_after:
       description: End of validity, UTC, ISO 8601.
       type: str

@@ -131,6 +131,12 @@ options:
         M(mtls.rollout.certificate_plan) (its option of the same name).
     type: bool
     default: false
+  issued_file:
+    description:
+      - The role's C(certificate_issued_file), an absolute path on the controller, or empty for
+        no issuance record. Returned as RV(issued_file), where the signing step reads it.
+    type: str
+    default: ""
 seealso:
   - module: mtls.rollout.certificate_plan
   - module: mtls.rollout.certificate_role_sign
@@ -188,6 +194,10 @@ certificates:
 root_source:
   description: Where the root came from - C(cache) or C(ca).
   returned: success
+  type: str
+issued_file:
+  description: O(issued_file), where the signing step records this host's issued certificates.
+  returned: success, except in check mode on a host without Python C(cryptography)
   type: str
 installed_library:
   description: The package installed because the host lacked it.

@@ -25,6 +25,10 @@ description:
     with other settings are signed apart, by one of their own.
   - That host executes M(mtls.rollout.step_ca_sign) once for them on its signer, with its
     own password. Results are per item.
+  - Then, on the controller, it adds every issued certificate to its host's issuance record
+    (the C(issued_file) of the host's plan, the role's C(certificate_issued_file)), under a lock,
+    merged with what the file holds, and replaced atomically. A certificate that cannot be
+    recorded gets a failed outcome instead, so that its host does not install it.
   - Run it with C(no_log), since the password passes through it to M(mtls.rollout.step_ca_sign).
 author:
   - mtls.rollout maintainers (!UNKNOWN)
@@ -74,7 +78,8 @@ led:
 outcomes:
   description:
     - On the signing host, per host and item, C(ok) with C(fullchain), C(serial_hex) and
-      C(not_after), or C(ok) false with C(msg).
+      C(not_after), or C(ok) false with C(msg) (and C(unrecorded) when step-ca issued it but
+      the issuance record could not be written).
   returned: always
   type: dict
 """

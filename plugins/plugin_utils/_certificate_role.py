@@ -290,6 +290,18 @@ def facts_problem(host: str, fact_names: Iterable[str]) -> str | None:
     )
 
 
+def issued_file(value: Any) -> str:
+    """``certificate_issued_file``: an absolute path on the controller, or empty for none."""
+    path = "" if value is None else str(value).strip()
+    if path and not os.path.isabs(path):
+        raise RoleError(
+            "certificate_issued_file must be an absolute path on the controller (or empty for"
+            f' no issuance record), got "{path}". For a file next to the inventory use'
+            ' "{{ inventory_dir }}/issued-certificates.yml", the default.'
+        )
+    return path
+
+
 # ----------------------------------------------------------------------------- CA settings
 
 
@@ -711,6 +723,8 @@ def failures(
     for name, outcome in outcomes.items():
         if outcome is None:
             lines.append(f"{name}: no signing result (did the signing host fail?)")
+        elif outcome.get("unrecorded"):
+            lines.append(f"{name}: {outcome.get('msg')}")
         elif not outcome.get("ok"):
             lines.append(
                 f"{name}: step-ca did not sign it: {outcome.get('msg') or 'unknown error'}"

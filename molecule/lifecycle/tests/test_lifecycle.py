@@ -1,6 +1,8 @@
-"""What users see after side_effect.yml revoked the client's "contractor" certificate and
-ran the report: real handshakes from the client, the CA's answer to a renewal, John Doe's
-PKCS#12 bundle, the report's table and the node_exporter textfiles."""
+"""What users see after side_effect.yml revoked the client's "contractor" certificate, ran
+the report, then revoked web2's "probe" by host and item while web2 showed the client's
+worker certificate in its place, and Max Mustermann by person while the client (the
+people host) was stopped: real handshakes from the client, the CA's answer to a renewal,
+John Doe's PKCS#12 bundle, the report's table and the node_exporter textfiles."""
 
 from __future__ import annotations
 
@@ -23,13 +25,18 @@ P12 = f"{PEOPLE}/john-doe.p12"
 PASSPHRASE = "lifecycle-only-john-doe-bundle-passphrase"
 TEXTFILE = "/var/lib/prometheus/node-exporter/mtls_certificates.prom"
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-# Every certificate of the fleet: (host, item) -> its files.
+# Copies of web2's probe and of Max's certificate and key, taken before web2 showed the
+# worker's certificate in its place and before the client stopped, are on the client.
+COPIES = "/root"
+# Every certificate of the fleet: (host, item) -> (the container that has it, its file).
 FLEET = {
-    ("lifecycle-web1", "web"): "/etc/ssl/mtls/web.crt",
-    ("lifecycle-web2", "web"): "/etc/ssl/mtls/web.crt",
-    ("lifecycle-client", "worker"): "/etc/ssl/mtls/worker.crt",
-    ("lifecycle-client", "contractor"): "/etc/ssl/mtls/contractor.crt",
-    ("lifecycle-client", "john-doe"): f"{PEOPLE}/john-doe.crt",
+    ("lifecycle-web1", "web"): ("lifecycle-web1", "/etc/ssl/mtls/web.crt"),
+    ("lifecycle-web2", "web"): ("lifecycle-web2", "/etc/ssl/mtls/web.crt"),
+    ("lifecycle-client", "worker"): ("lifecycle-client", "/etc/ssl/mtls/worker.crt"),
+    ("lifecycle-client", "contractor"): ("lifecycle-client", "/etc/ssl/mtls/contractor.crt"),
+    ("lifecycle-client", "john-doe"): ("lifecycle-client", f"{PEOPLE}/john-doe.crt"),
+    ("lifecycle-client", "max-mustermann"): ("lifecycle-client", f"{PEOPLE}/max-mustermann.crt"),
+    ("lifecycle-web2", "probe"): ("lifecycle-client", f"{COPIES}/probe.crt"),
 }
 
 
@@ -78,17 +85,45 @@ def test_the_ca_refuses_to_renew_the_revoked_certificate(client):
     assert curl_status(client, "https://ca:9000/1.0/renew", "-X", "POST", *_with("worker")) == "201"
 
 
-def test_the_revocation_list_names_the_certificate_once():
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("name", ["probe", "max-mustermann"])
+def test_the_certificates_revoked_from_the_issuance_record_get_403(client, server, name):
+    # web2's probe: revoked while web2 showed the worker's certificate in its place; Max's:
+    # revoked while the client, his certificate's host, was stopped.
+    assert curl_status(client, f"https://{server}/", *_with(name, COPIES)) == "403"
+
+
+def test_the_revocation_list_names_each_certificate_once(client):
     listed = yaml.safe_load((EPHEMERAL / "inventory" / "revoked-certificates.yml").read_text())
-    [entry] = listed["revoked_certificates"]
-    assert entry["subject"] == "CN=contractor"
-    assert (entry["host"], entry["item"]) == ("lifecycle-client", "contractor")
+    entries = listed["revoked_certificates"]
+    assert [(e["host"], e["item"], e["subject"]) for e in entries] == [
+        ("lifecycle-client", "contractor", "CN=contractor"),
+        ("lifecycle-web2", "probe", "CN=probe"),
+        ("lifecycle-client", "max-mustermann", "CN=Max Mustermann"),
+    ]
+    assert entries[1]["serial"] == _serial(client, f"{COPIES}/probe.crt")
+    assert entries[2]["serial"] == _serial(client, f"{COPIES}/max-mustermann.crt")
+    # Not the worker's, whose certificate web2 showed as its own.
+    assert _serial(client, "/etc/ssl/mtls/worker.crt") not in {e["serial"] for e in entries}
+
+
+def test_the_issuance_record_holds_every_certificate_the_role_issued(container):
+    record = yaml.safe_load((EPHEMERAL / "inventory" / "issued-certificates.yml").read_text())
+    by_item = {(e["host"], e["item"]): e for e in record["issued_certificates"]}
+    assert set(by_item) == set(FLEET)
+    for key, (where, path) in FLEET.items():
+        assert by_item[key]["serial"] == _serial(container(where), path)
 
 
 @pytest.mark.parametrize("server", ["lifecycle-web1", "lifecycle-web2"])
 def test_the_servers_deny_the_serial_by_name(container, client, server):
     conf = container(server).file("/etc/nginx/conf.d/nginx_mtls.conf").content_string
-    assert f'"{_serial(client, "/etc/ssl/mtls/contractor.crt")}" 1;' in conf
+    for path in (
+        "/etc/ssl/mtls/contractor.crt",
+        f"{COPIES}/probe.crt",
+        f"{PEOPLE}/max-mustermann.crt",
+    ):
+        assert f'"{_serial(client, path)}" 1;' in conf
 
 
 # ------------------------------------------------------------------------- people
@@ -159,14 +194,15 @@ def test_the_report_lists_every_certificate_with_serial_and_days_left(container)
         seen[(host, name)] = (expires, int(days), status, serial)
     assert set(seen) == set(FLEET)
     now = datetime.now(timezone.utc)
-    for (host, name), path in FLEET.items():
-        target = container(host)
+    for (host, name), (where, path) in FLEET.items():
+        target = container(where)
         expires, days, status, serial = seen[(host, name)]
         not_after = _not_after(target, path)
         assert serial == _serial(target, path)
         assert expires == not_after.strftime("%Y-%m-%d %H:%M")
         # Whole days left when the report ran, minutes before this test.
         assert days in {math.floor((not_after - now).total_seconds() / 86400) + d for d in (0, 1)}
+        # The report ran after the contractor's revocation, before step 6's.
         assert status == ("REVOKED" if name == "contractor" else "OK")
     # Soonest expiry first: the servers' and machines' 720h before John's year.
     expiries = [row[0] for row in rows]
@@ -180,7 +216,7 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     textfile = target.file(TEXTFILE)
     assert textfile.mode == 0o644
     families = {f.name: f for f in text_string_to_metric_families(textfile.content_string)}
-    names = {name for (where, name) in FLEET if where == host}
+    names = {name for (owner, name) in FLEET if owner == host}
 
     def values(metric: str) -> dict[str, float]:
         samples = families[metric].samples
@@ -190,15 +226,16 @@ def test_the_textfile_parses_and_matches_the_certificates(container, host):
     not_after = values("mtls_certificate_not_after_seconds")
     assert set(not_after) == names
     for name in names:
-        path = FLEET[(host, name)]
-        assert not_after[name] == _not_after(target, path).timestamp()
+        where, path = FLEET[(host, name)]
+        assert not_after[name] == _not_after(container(where), path).timestamp()
     assert values("mtls_certificate_present") == dict.fromkeys(names, 1.0)
     assert values("mtls_certificate_needs_signing") == dict.fromkeys(names, 0.0)
     revoked = values("mtls_certificate_revoked")
     assert revoked == {name: 1.0 if name == "contractor" else 0.0 for name in names}
     info = {s.labels["name"]: s.labels for s in families["mtls_certificate_info"].samples}
     for name in names:
-        assert info[name]["serial"] == _serial(target, FLEET[(host, name)])
+        where, path = FLEET[(host, name)]
+        assert info[name]["serial"] == _serial(container(where), path)
     # No half-written file was left behind (node_exporter reads every *.prom).
     left = target.check_output("ls -A /var/lib/prometheus/node-exporter")
     assert left == "mtls_certificates.prom"

@@ -84,6 +84,10 @@ def test_a_valid_certificate_with_its_facts(host):
     assert entry["chains_to_trust"] is True
     assert entry["revoked"] is False
     assert entry["subject"] == "CN=web"
+    # The certificates themselves, for a controller that checks them (mtls.rollout.revoke);
+    # the key stays on the host.
+    assert entry["certificate_pem"] == (host.dir / "web.crt").read_text()
+    assert "PRIVATE KEY" not in repr(entry)
 
 
 @pytest.mark.parametrize(
@@ -189,6 +193,7 @@ def test_missing_unreadable_and_invalid_items(host):
     assert entries[1]["reason"].startswith("certificate unreadable")
     assert entries[2]["reason"].startswith("the item is invalid")
     assert all(e["needs_signing"] and "serial" not in e for e in entries)
+    assert all("certificate_pem" not in e for e in entries)
 
 
 def test_explicit_paths_as_for_people(host):

@@ -520,15 +520,27 @@ def test_a_host_finds_its_outcomes_at_its_leaders():
 
 
 def test_failures_say_what_each_item_lacks():
+    unrecorded = {"ok": False, "unrecorded": True, "msg": "step-ca issued it (serial 0A), but"}
     lines = role.failures(
-        {"a": None, "b": {"ok": False, "msg": "refused"}, "c": {"ok": True}},
+        {"a": None, "b": {"ok": False, "msg": "refused"}, "c": {"ok": True}, "d": unrecorded},
         {"failed_items": [{"name": "c", "msg": "c: the issued certificate was refused: SANs"}]},
     )
     assert lines == [
         "a: no signing result (did the signing host fail?)",
         "b: step-ca did not sign it: refused",
+        "d: step-ca issued it (serial 0A), but",
         "c: the issued certificate was refused: SANs",
     ]
+
+
+@pytest.mark.parametrize("value", ["", None, "  ", "/srv/inventory/issued-certificates.yml"])
+def test_the_issuance_record_is_an_absolute_path_or_none(value):
+    assert role.issued_file(value) == (value or "").strip()
+
+
+def test_a_relative_issuance_record_is_refused():
+    with pytest.raises(role.RoleError, match="certificate_issued_file must be an absolute path"):
+        role.issued_file("issued-certificates.yml")
 
 
 def test_topics_per_item_and_for_the_trust_bundle():

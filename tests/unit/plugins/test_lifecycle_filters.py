@@ -165,29 +165,21 @@ SCANS = {
     },
 }
 PEOPLE = people([{"name": "John Doe", "email": "john.doe@example.com"}])
+# The items as the inventory defines them (tests/unit/plugins/test_revocation_by_host.py has
+# the reports checked against them, and the issuance record).
+ITEMS = {
+    "web": [{"name": "web", "common_name": "web"}],
+    "client": [
+        {"name": "worker", "common_name": "worker", "profile": "client"},
+        PEOPLE[0]["certificate_item"],
+        {"name": "spare", "common_name": "spare", "profile": "client"},
+    ],
+}
 
 
-def _targets(**kwargs):
-    result = revocation_targets(SCANS, **kwargs)
+def _targets(scans=None, **kwargs):
+    result = revocation_targets(SCANS if scans is None else scans, items=ITEMS, **kwargs)
     return [t["serial"] for t in result["targets"]], result["errors"]
-
-
-def test_a_host_and_item_resolve_to_its_serial_with_facts():
-    result = revocation_targets(SCANS, host="client", item="worker")
-    assert result == {
-        "targets": [
-            {
-                "serial": "04D2",
-                "host": "client",
-                "item": "worker",
-                "subject": "CN=worker",
-                "not_after": "2027-01-01T00:00:00Z",
-                "profile": "client",
-                "found": True,
-            }
-        ],
-        "errors": [],
-    }
 
 
 @pytest.mark.parametrize("serial", [1234, "04d2", "0x4d2", "04:D2", "4D2"])
@@ -211,27 +203,42 @@ def test_digits_only_are_taken_when_one_reading_is_in_the_fleet():
 
 
 def test_each_serial_once_whichever_way_it_was_asked_for():
-    serials, errors = _targets(
-        serials=[1234, "04:d2"],
-        host="client",
-        item="worker",
-        person="john.doe@example.com",
-        people=PEOPLE,
-        people_host="client",
-    )
-    assert (serials, errors) == (["04D2", "1234"], [])
+    assert _targets(serials=[1234, "04:d2", "0x4D2"]) == (["04D2"], [])
 
 
 @pytest.mark.parametrize("wanted", ["John Doe", "john doe", "john-doe", "JOHN.DOE@example.com"])
 def test_a_person_by_name_id_or_email(wanted):
-    result = revocation_targets(SCANS, person=wanted, people=PEOPLE, people_host="client")
-    assert [(t["host"], t["item"]) for t in result["targets"]] == [("client", "john-doe")]
+    # The people host does not answer: the issuance record says what to revoke.
+    record = [
+        {
+            "serial": "1234",
+            "host": "client",
+            "item": "john-doe",
+            "subject": "CN=John Doe",
+            "not_after": "2999-01-01T00:00:00Z",
+            "public_key_sha256": "0" * 64,
+        }
+    ]
+    result = revocation_targets(
+        {},
+        person=wanted,
+        people=PEOPLE,
+        people_host="client",
+        items=ITEMS,
+        issued=record,
+        unreachable=["client"],
+    )
+    assert [(t["host"], t["item"], t["serial"]) for t in result["targets"]] == [
+        ("client", "john-doe", "1234")
+    ]
 
 
 def test_an_unknown_serial_is_an_error_unless_allowed():
     serials, errors = _targets(serials=["0xBEEF"])
     assert serials == []
-    assert errors[0].startswith("serial BEEF is not the serial of any certificate in the fleet.")
+    assert errors[0].startswith(
+        "serial BEEF is not the serial of any certificate in the fleet or the issuance record."
+    )
     serials, errors = _targets(serials=["0xBEEF"], unreachable=["db"])
     assert "(not asked: db did not answer)" in errors[0]
     result = revocation_targets(SCANS, serials=["0xBEEF"], allow_unknown=True)
@@ -244,6 +251,7 @@ def test_an_unknown_serial_is_an_error_unless_allowed():
         "not_after": None,
         "profile": None,
         "found": False,
+        "source": None,
     }
 
 
@@ -256,8 +264,23 @@ def test_an_unknown_serial_is_an_error_unless_allowed():
             {"host": "client", "item": "nope"},
             "client has no certificate item 'nope' (its items: worker, john-doe, spare)",
         ),
-        ({"host": "db", "item": "x"}, "item x of db: db was not read"),
-        ({"host": "db", "item": "x", "unreachable": ["db"]}, "item x of db: db did not answer"),
+        (
+            {"host": "db", "item": "x"},
+            "item x of db: the inventory's items of db could not be read, and the issuance",
+        ),
+        (
+            {"host": "client", "item": "x"},
+            "client has no certificate item 'x' (its items: worker, john-doe, spare)",
+        ),
+        (
+            {"host": "client", "item": "worker", "scans": {}},
+            "item worker of client: client could not be read, and the issuance record holds no"
+            " unexpired certificate of it (there is no issuance record): nothing to revoke",
+        ),
+        (
+            {"host": "client", "item": "worker", "scans": {}, "unreachable": ["client"]},
+            "item worker of client: client did not answer, and the issuance record holds no",
+        ),
         (
             {"host": "client", "item": "spare"},
             "there is no certificate to revoke at /etc/ssl/mtls/spare.crt",

@@ -11,11 +11,15 @@ each) against the real step-ca on loopback: fleet semantics that only show with 
 - each signing group is signed with its own hosts' settings, and hosts of one group that
   disagree are refused by name; the CA settings may come from ``module_defaults``;
 - a strategy other than linear fails clearly; check mode on a host without
-  python3-cryptography reports instead of failing; handlers are notified per item.
+  python3-cryptography reports instead of failing; handlers are notified per item;
+- every issued certificate is in the issuance record (leaders of parallel signing groups
+  write the same file), check mode writes none, and one that cannot be recorded is not
+  installed: its host fails, the others install theirs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,8 +29,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import CLIENTS_PASSWORD, REPO, SERVERS_PASSWORD
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 HOSTS = ("h1", "h2", "h3")
 
@@ -237,19 +243,98 @@ def test_each_host_is_signed_with_its_own_ca_settings(fleet, step_ca):
 
 def test_check_mode_predicts_writes_nothing_and_signs_nothing(fleet, step_ca):
     play = PLAY.format(hosts="h1:h2", serial="", when="")
+    record = fleet.dir / "issued-certificates.yml"
     before = _signs(step_ca)
     rc, output = fleet(play, check=True)
     assert rc == 0, output
     assert not (fleet.dir / "h1").exists() and not (fleet.dir / "h2").exists()
+    assert not record.exists() and not list(fleet.dir.glob(".issued-certificates.yml*"))
     assert "server would be signed: private key" in output
     assert all(counts["changed"] > 0 for counts in _recap(output).values()), output
 
     rc, output = fleet(play)
     assert rc == 0, output
+    recorded = record.read_bytes()
     rc, output = fleet(play, check=True)
     assert rc == 0, output
     assert all(counts["changed"] == 0 for counts in _recap(output).values()), output
     assert _signs(step_ca) - before == 2
+    assert record.read_bytes() == recorded
+
+
+def _recorded(folder: Path) -> dict[tuple[str, str], dict]:
+    text = (folder / "issued-certificates.yml").read_text()
+    return {(e["host"], e["item"]): e for e in yaml.safe_load(text)["issued_certificates"]}
+
+
+def _spki_sha256(cert: x509.Certificate) -> str:
+    der = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_every_issued_certificate_is_recorded_by_leaders_in_parallel(fleet, step_ca):
+    """h3's certificate is a client one: its own signing group, whose leader (h3) records in
+    the same file as h1's (for h1 and h2), in another fork at the same time."""
+    play = PLAY.format(hosts="h1:h2:h3", serial="", when="").replace(
+        "- role: mtls.rollout.certificate",
+        "- role: mtls.rollout.certificate\n"
+        '      certificate_items: "{{ [hostvars[inventory_hostname].certificate_items[0]'
+        " | combine({'profile': 'client'} if inventory_hostname == 'h3' else {})] }}\"",
+    )
+    rc, output = fleet(play)
+    assert rc == 0, output
+    recorded = _recorded(fleet.dir)
+    assert set(recorded) == {(host, "server") for host in HOSTS}
+    for host in HOSTS:
+        leaf, entry = _leaf(fleet.dir / host), recorded[(host, "server")]
+        serial = f"{leaf.serial_number:X}"
+        assert entry["serial"] == (serial if len(serial) % 2 == 0 else "0" + serial)
+        assert entry["public_key_sha256"] == _spki_sha256(leaf)
+        assert entry["subject"] == f"CN={host}.example.test"
+        assert entry["subject_alt_names"] == [f"DNS:{host}.example.test"]
+        assert entry["profile"] == ("client" if host == "h3" else "server")
+        assert entry["ca_url"] == step_ca.url
+    # Nothing signed, nothing recorded: the file stays as it is.
+    text = (fleet.dir / "issued-certificates.yml").read_bytes()
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert (fleet.dir / "issued-certificates.yml").read_bytes() == text
+
+
+def test_a_certificate_that_cannot_be_recorded_is_not_installed_on_its_host_only(fleet, step_ca):
+    blocker = fleet.dir / "blocker"
+    blocker.write_text("a file where h1's record folder should be\n")
+    play = PLAY.format(hosts="h1:h2", serial="", when="")
+    extra = {
+        "certificate_issued_file": "{{ __blocked if inventory_hostname == 'h1' else __default }}",
+        "__blocked": str(blocker / "issued.yml"),
+        "__default": str(fleet.dir / "issued-certificates.yml"),
+    }
+    rc, output = fleet(play, extra)
+    assert rc != 0, output
+    recap = _recap(output)
+    assert recap["h1"]["failed"] == 1 and recap["h2"]["failed"] == 0, output
+    failure = re.search(r"fatal: \[h1\]: FAILED! =>.*?msg: (.*?)\n(?! )", output, re.S)
+    message = " ".join(failure.group(1).split())
+    assert "server: step-ca issued it (serial " in message, message
+    assert (
+        f"could not be added to the issuance record {blocker}/issued.yml"
+        f" (certificate_issued_file): cannot write {blocker}/issued.yml: {blocker} is not a"
+        " folder. It was not installed" in message
+    ), message
+    assert not (fleet.dir / "h1" / "server.crt").exists()
+    assert _leaf(fleet.dir / "h2").subject.rfc4514_string() == "CN=h2.example.test"
+    assert set(_recorded(fleet.dir)) == {("h2", "server")}
+
+    # Once the record can be written, the next run signs h1 again and records it.
+    before = _signs(step_ca)
+    rc, output = fleet(play)
+    assert rc == 0, output
+    assert _signs(step_ca) - before == 1, output
+    entry = _recorded(fleet.dir)[("h1", "server")]
+    assert entry["public_key_sha256"] == _spki_sha256(_leaf(fleet.dir / "h1"))
 
 
 # A compromised host controls what its modules report. This stand-in for its Python

@@ -13,12 +13,16 @@ the inventory has clients only, and the revocation list's path is set for all ho
   changes nothing; check mode revokes and writes nothing; an unknown host, item or
   serial, an ambiguous serial, --limit and an unreachable CA fail with what went wrong
   and leave the list as it was;
+- by host and item it does not trust the host: a host that shows another host's
+  certificate gets its own (from the issuance record) revoked, not the other's, and the
+  run fails naming it; an unreachable host is revoked from the record alone;
 - report.yml lists every certificate sorted by expiry with its serial and days left, and
   writes a textfile that Prometheus' own parser reads, changed only when it changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,6 +38,7 @@ import pytest
 import yaml
 from conftest import CLIENTS_PASSWORD, REPO, SERVERS_PASSWORD, free_port
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 PASSPHRASE = "unit-test-bundle-passphrase"
@@ -111,6 +116,11 @@ def lifecycle(step_ca, tmp_path_factory):
                                 {
                                     "name": "spare",
                                     "common_name": f"spare.{host}.example.test",
+                                    "profile": "client",
+                                },
+                                {
+                                    "name": "badge",
+                                    "common_name": f"badge.{host}.example.test",
                                     "profile": "client",
                                 },
                             ],
@@ -330,6 +340,84 @@ def test_revoke_by_serial_in_any_form_and_by_person(lifecycle, step_ca):
     assert _renew_status(step_ca, people / "ann-example.crt", people / "ann-example.key") == 401
 
 
+def _issued(run) -> list[dict]:
+    return yaml.safe_load((run.dir / "issued-certificates.yml").read_text())["issued_certificates"]
+
+
+def test_the_certificate_role_recorded_every_certificate_it_issued(lifecycle):
+    by_item = {(e["host"], e["item"]): e for e in _issued(lifecycle)}
+    people = lifecycle.dir / "c2" / "people"
+    files = {
+        (host, name): lifecycle.dir / host / f"{name}.crt"
+        for host in ("c1", "c2")
+        for name in ("worker", "spare", "badge")
+    }
+    files[("c2", "ann-example")] = people / "ann-example.crt"
+    files[("c2", "zoe-muller")] = people / "zoe-muller.crt"
+    assert set(by_item) == set(files)
+    for (host, name), path in files.items():
+        cert = _cert(path)
+        entry = by_item[(host, name)]
+        assert entry["serial"] == _serial(path)
+        assert entry["subject"] == cert.subject.rfc4514_string()
+        assert entry["profile"] == "client"
+        assert entry["not_after"] == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        assert entry["public_key_sha256"] == hashlib.sha256(spki).hexdigest()
+    assert by_item[("c2", "ann-example")]["subject_alt_names"] == ["email:ann@example.test"]
+    assert "PRIVATE KEY" not in (lifecycle.dir / "issued-certificates.yml").read_text()
+
+
+def test_revoke_by_host_does_not_trust_a_forged_report(lifecycle, step_ca):
+    """c1 shows c2's worker certificate (public: it could have seen it in a handshake) as
+    its badge: c1's own badge is revoked, from the record; c2's worker is not."""
+    c1, c2 = lifecycle.dir / "c1", lifecycle.dir / "c2"
+    own = (c1 / "badge.crt").read_bytes()
+    own_serial, victim_serial = _serial(c1 / "badge.crt"), _serial(c2 / "worker.crt")
+    (c1 / "badge.crt").write_bytes((c2 / "worker.crt").read_bytes())
+    try:
+        rc, output = lifecycle("revoke", {"revoke_host": "c1", "revoke_item": "badge"})
+    finally:
+        (c1 / "badge.crt").write_bytes(own)
+    assert rc != 0, output
+    flat = _flat(output)
+    said = (
+        f"item badge of c1: the certificate c1 reports (serial {victim_serial},"
+        " CN=worker.c2.example.test) was not revoked: its subject is 'CN=worker.c2.example.test',"
+        " the inventory's item is CN=badge.c1.example.test"
+    )
+    assert said in flat, output
+    assert f"{own_serial} (CN=badge.c1.example.test, c1 badge, from the issuance record):" in flat
+    listed = {e["serial"]: e for e in _listed(lifecycle)}
+    assert (listed[own_serial]["host"], listed[own_serial]["item"]) == ("c1", "badge")
+    assert victim_serial not in listed
+    assert _renew_status(step_ca, c1 / "badge.crt", c1 / "badge.key") == 401
+    assert _renew_status(step_ca, c2 / "worker.crt", c2 / "worker.key") == 201
+
+
+def test_revoke_by_host_of_an_unreachable_host_uses_the_record(lifecycle, step_ca):
+    c2 = lifecycle.dir / "c2"
+    serial = _serial(c2 / "badge.crt")
+    # c2 is reached over SSH at a name that does not resolve: a lost laptop.
+    lost = {
+        "ansible_connection": "{{ 'ssh' if inventory_hostname == 'c2' else 'local' }}",
+        "ansible_host": "{{ 'c2.invalid' if inventory_hostname == 'c2' else 'localhost' }}",
+    }
+    rc, output = lifecycle("revoke", {"revoke_host": "c2", "revoke_item": "badge", **lost})
+    assert rc == 0, output
+    flat = _flat(output)
+    warning = (
+        "WARNING: item badge of c2: c2 did not answer, so its current certificate could not be"
+        f" checked; revoking what the issuance record holds for it ({serial})."
+    )
+    assert warning in flat, output
+    assert f"{serial} (CN=badge.c2.example.test, c2 badge, from the issuance record):" in flat
+    assert serial in {e["serial"] for e in _listed(lifecycle)}
+    assert _renew_status(step_ca, c2 / "badge.crt", c2 / "badge.key") == 401
+
+
 # One case per place a run can stop; every other message is unit-tested with its filter
 # (tests/unit/plugins/test_lifecycle_filters.py).
 @pytest.mark.parametrize(
@@ -338,7 +426,7 @@ def test_revoke_by_serial_in_any_form_and_by_person(lifecycle, step_ca):
         ({"revoke_host": "c9", "revoke_item": "worker"}, 'revoke_host "c9" is not a host of'),
         (
             {"revoke_host": "c1", "revoke_item": "nope"},
-            "c1 has no certificate item 'nope' (its items: worker, spare)",
+            "c1 has no certificate item 'nope' (its items: worker, spare, badge)",
         ),
         ({"revoke_serials": ["0x0DEAD0BEEF"]}, "serial 0DEAD0BEEF is not the serial of any"),
     ],
@@ -423,12 +511,14 @@ def test_report_lists_every_certificate_by_expiry_and_writes_a_textfile(lifecycl
     assert rc == 0, output
     assert "EXPIRES (UTC)" in output, output
     rows = _report_rows(output)
-    # Every certificate of the fleet: two items per host, two people on c2.
+    # Every certificate of the fleet: three items per host, two people on c2.
     expected = {
         ("c1", "worker"): lifecycle.dir / "c1" / "worker.crt",
         ("c1", "spare"): lifecycle.dir / "c1" / "spare.crt",
+        ("c1", "badge"): lifecycle.dir / "c1" / "badge.crt",
         ("c2", "worker"): lifecycle.dir / "c2" / "worker.crt",
         ("c2", "spare"): lifecycle.dir / "c2" / "spare.crt",
+        ("c2", "badge"): lifecycle.dir / "c2" / "badge.crt",
         ("c2", "ann-example"): lifecycle.dir / "c2" / "people" / "ann-example.crt",
         ("c2", "zoe-muller"): lifecycle.dir / "c2" / "people" / "zoe-muller.crt",
     }
