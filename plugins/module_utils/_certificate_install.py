@@ -61,22 +61,7 @@ def verify_issued(
     item's key)."""
     now = now or datetime.now(timezone.utc)
     leaf = certs[0]
-    reasons = []
-    subject = _crypto.name_to_dict(leaf.subject)
-    if subject != {"common_name": item.common_name}:
-        reasons.append(
-            f"subject is {leaf.subject.rfc4514_string()!r}, wanted CN={item.common_name}"
-        )
-    san_diff = _crypto.format_san_diff(_crypto.sans_of(leaf.extensions), item.expected_sans)
-    if san_diff:
-        reasons.append(f"SANs differ from the item: {san_diff}")
-    profile = _crypto.profile_of(leaf.extensions)
-    if profile != item.profile:
-        ekus = ", ".join(_crypto.eku_names(leaf.extensions)) or "none"
-        reasons.append(
-            f"extended key usage is {ekus}, wanted {item.profile} "
-            f"({', '.join(_crypto.PROFILES[item.profile])} only)"
-        )
+    reasons = _crypto.identity_differences(leaf, item.common_name, item.expected_sans, item.profile)
     if not _crypto.same_public_key(leaf.public_key(), key):
         reasons.append(
             "the certificate's public key is not the key it would be installed beside"

@@ -783,6 +783,27 @@ def profile_of(extensions: x509.Extensions) -> str:
     return "other"
 
 
+def identity_differences(
+    cert: x509.Certificate, common_name: str, expected_sans: tuple[San, ...], profile: str
+) -> list[str]:
+    """How ``cert``'s subject, SANs and extended key usage differ from an item's (its common
+    name alone as subject, exactly ``expected_sans``, the profile's usage alone); empty when
+    they don't. The one rule for the role's install step and the revoke playbook's check of a
+    certificate a host reports."""
+    reasons = []
+    if name_to_dict(cert.subject) != {"common_name": common_name}:
+        reasons.append(f"subject is {cert.subject.rfc4514_string()!r}, wanted CN={common_name}")
+    san_diff = format_san_diff(sans_of(cert.extensions), expected_sans)
+    if san_diff:
+        reasons.append(f"SANs differ from the item: {san_diff}")
+    if profile_of(cert.extensions) != profile:
+        ekus = ", ".join(eku_names(cert.extensions)) or "none"
+        reasons.append(
+            f"extended key usage is {ekus}, wanted {profile} ({', '.join(PROFILES[profile])} only)"
+        )
+    return reasons
+
+
 # ---------------------------------------------------------------------------- CSRs
 
 

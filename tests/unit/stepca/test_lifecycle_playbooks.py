@@ -386,7 +386,7 @@ def test_revoke_by_host_does_not_trust_a_forged_report(lifecycle, step_ca):
     said = (
         f"item badge of c1: the certificate c1 reports (serial {victim_serial},"
         " CN=worker.c2.example.test) was not revoked: its subject is 'CN=worker.c2.example.test',"
-        " the inventory's item is CN=badge.c1.example.test"
+        " wanted CN=badge.c1.example.test"
     )
     assert said in flat, output
     assert f"{own_serial} (CN=badge.c1.example.test, c1 badge, from the issuance record):" in flat
